@@ -1,0 +1,176 @@
+"""The `lockgate` command: demo, run, tools, db."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import TextIO
+
+import psycopg
+
+from local.stack import database_server, home, provision
+from local.trace import TracePrinter
+from local.users import LOCAL_USERS
+from orchestrator.catalog import EXPORTS, Catalog
+from orchestrator.invokers.in_process import InProcessInvoker
+from orchestrator.limits import Limits
+from orchestrator.loop import Orchestrator
+from orchestrator.ports import Model
+from orchestrator.stores.memory import MemoryStore
+from orchestrator.types import Outcome, SessionState
+from tools.registry import CONTRACTS
+
+DEMO_SCRIPT = Path(__file__).with_name("demo.yaml")
+DEMO_REQUEST = "Book Ada Lovelace (customer C-1001) in business class from Paris to New York in 30 days."
+
+
+class UsageError(Exception):
+    """Bad command-line input; the message says what is expected."""
+
+
+def load_model(spec: str) -> Model:
+    """`scripted:FILE` or `bedrock:MODEL_ID`."""
+    kind, _, value = spec.partition(":")
+    if kind == "scripted" and value:
+        from orchestrator.models.scripted import ScriptedModel
+
+        path = Path(value)
+        if not path.is_file():
+            raise UsageError(f"--model scripted:{value}: no such file")
+        try:
+            return ScriptedModel.from_file(path)
+        except ValueError as exc:
+            raise UsageError(f"--model {spec}: {exc}") from exc
+    if kind == "bedrock" and value:
+        from orchestrator.models.bedrock import BedrockModel
+
+        return BedrockModel(value)
+    raise UsageError(f"--model {spec!r}: expected scripted:FILE or bedrock:MODEL_ID")
+
+
+def run_session(
+    request: str, model: Model, user: str, limits: Limits, *, as_json: bool, out: TextIO
+) -> SessionState:
+    """Run one session on the local stack, printing the trace as it happens."""
+    principal = LOCAL_USERS.get(user)
+    if principal is None:
+        raise UsageError(f"--user {user!r}: unknown; local users are {', '.join(LOCAL_USERS)}")
+    printer = TracePrinter(sys.stderr if as_json else out)
+    if model.model_id.startswith("scripted:"):
+        print(
+            f"note: the model is scripted ({model.model_id}): decisions are replayed, no real "
+            "model is called; tools, validation and the database are real.",
+            file=sys.stderr if as_json else out,
+        )
+    with database_server() as admin_url:
+        invoker = InProcessInvoker(provision(admin_url))
+        try:
+            orchestrator = Orchestrator(
+                catalog=Catalog(CONTRACTS),
+                model=model,
+                invoker=invoker,
+                store=MemoryStore(),
+                events=printer,
+                limits=limits,
+            )
+            state = orchestrator.run(orchestrator.start(uuid.uuid4().hex, request, principal))
+        finally:
+            invoker.close()
+        if as_json:
+            document = state.model_dump(mode="json", exclude={"guard"})
+            document["partial_result"] = state.partial_result()
+            print(json.dumps(document, indent=2), file=out)
+        elif state.outcome is Outcome.COMPLETED and model.model_id == "scripted:demo":
+            _show_bookings(admin_url, out)
+    return state
+
+
+def _show_bookings(admin_url: str, out: TextIO) -> None:
+    with psycopg.connect(admin_url) as conn:
+        rows = conn.execute(
+            "SELECT b.customer_id, f.flight_no, f.origin, f.destination, f.departs_at::date, b.cabin"
+            " FROM bookings b JOIN flights f ON f.id = b.flight_id"
+            " WHERE b.customer_id = 'C-1001' ORDER BY b.created_at"
+        ).fetchall()
+    print(f"database: {len(rows)} booking row(s) for C-1001", file=out)
+    for row in rows:
+        print(f"  {row[0]} {row[1]} {row[2]}->{row[3]} {row[4]} {row[5]}", file=out)
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(max_steps=args.max_steps)
+
+
+def _db(action: str, out: TextIO) -> None:
+    from local.postgres import EmbeddedPostgres
+
+    server = EmbeddedPostgres(home() / "postgres")
+    if action == "up":
+        server.start()
+        print(server.url("lockgate"), file=out)
+    elif action == "down":
+        server.stop()
+        print("stopped", file=out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="lockgate", description="Deterministic tool routing for AI agents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the demo session on the local stack")
+    demo.add_argument("--json", action="store_true", help="print the session as JSON")
+    demo.add_argument("--max-steps", type=int, default=15)
+
+    run = sub.add_parser("run", help="run one agent session on the local stack")
+    run.add_argument("request", help="what the user asks for")
+    run.add_argument("--model", default=f"scripted:{DEMO_SCRIPT}", help="scripted:FILE or bedrock:MODEL_ID")
+    run.add_argument("--user", default="alice", help=f"local user: {', '.join(LOCAL_USERS)}")
+    run.add_argument("--max-steps", type=int, default=15)
+    run.add_argument("--json", action="store_true", help="print the session as JSON")
+
+    tools = sub.add_parser("tools", help="list the tool catalog with JSON schemas")
+    tools.add_argument("--format", choices=["json", *EXPORTS], default="json")
+
+    db = sub.add_parser("db", help="the embedded local PostgreSQL")
+    db.add_argument("action", choices=["up", "down"])
+    return parser
+
+
+def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
+    """Entry point of the `lockgate` console script."""
+    args = build_parser().parse_args(argv)
+    # Tool logs are structured JSON for CloudWatch; on a terminal the trace says it all.
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    try:
+        if args.command == "tools":
+            if args.format == "json":
+                doc = [
+                    {"name": s.name, "description": s.description, "scopes": sorted(s.scopes),
+                     "writes": s.writes, "input_schema": s.input_schema()}
+                    for s in CONTRACTS
+                ]
+            else:
+                doc = EXPORTS[args.format](CONTRACTS)
+            print(json.dumps(doc, indent=2), file=out)
+            return 0
+        if args.command == "db":
+            _db(args.action, out)
+            return 0
+        if args.command == "demo":
+            request, model, user = DEMO_REQUEST, load_model(f"scripted:{DEMO_SCRIPT}"), "alice"
+        else:
+            request, model, user = args.request, load_model(args.model), args.user
+        state = run_session(request, model, user, _limits(args), as_json=args.json, out=out)
+    except UsageError as exc:
+        print(f"lockgate: {exc}", file=sys.stderr)
+        return 2
+    return 0 if state.outcome is Outcome.COMPLETED else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""The local stack: a PostgreSQL, the migrations, one role per tool, in-process tools.
+
+Only adapters differ from the cloud: tools run in this process through their Lambda
+handlers, each bound to its own database role; sessions are checkpointed in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from db.migrate import migrate, seed
+from local.postgres import embedded
+from tools.kit.contract import ToolSpec
+from tools.kit.settings import ToolSettings
+from tools.registry import CONTRACTS
+
+DEFAULT_DB = "lockgate"
+
+
+def home() -> Path:
+    """Where local state lives: `$LOCKGATE_HOME` or `./.lockgate`."""
+    return Path(os.environ.get("LOCKGATE_HOME", ".lockgate")).resolve()
+
+
+@contextlib.contextmanager
+def database_server() -> Iterator[str]:
+    """A superuser connection string to the local database.
+
+    `LOCKGATE_DATABASE_URL` if set (used as it is); otherwise the embedded cluster under
+    `home()/postgres`, started for the block and stopped after.
+    """
+    url = os.environ.get("LOCKGATE_DATABASE_URL")
+    if url:
+        yield url
+        return
+    with embedded(home() / "postgres") as server:
+        with psycopg.connect(server.url(), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DEFAULT_DB,)).fetchone()
+            if exists is None:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DEFAULT_DB)))
+        yield server.url(DEFAULT_DB)
+
+
+def role_url(admin_url: str, role: str, password: str) -> str:
+    """The same server and database as `admin_url`, logged in as `role`."""
+    params: dict[str, Any] = conninfo_to_dict(admin_url)
+    params.update(user=role, password=password)
+    return make_conninfo(**params)
+
+
+def provision(
+    admin_url: str, *, specs: tuple[ToolSpec, ...] = CONTRACTS, with_demo_data: bool = True
+) -> dict[str, ToolSettings]:
+    """Migrate, give every tool role a fresh password, load demo data; return each tool's settings."""
+    passwords = {spec.db_role: secrets.token_urlsafe(24) for spec in specs}
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        migrate(conn, specs, passwords)
+        if with_demo_data:
+            seed(conn)
+    return {
+        spec.name: ToolSettings(db_dsn=role_url(admin_url, spec.db_role, passwords[spec.db_role]))  # type: ignore[arg-type]  # pydantic coerces str to SecretStr
+        for spec in specs
+    }

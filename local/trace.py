@@ -1,0 +1,57 @@
+"""A step trace for people: one line per event, printed as it happens."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TextIO
+
+from orchestrator.ports import Event
+
+_WIDTH = 400
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= _WIDTH else text[: _WIDTH - 3] + "..."
+
+
+class TracePrinter:
+    """EventPublisher that writes a readable trace."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self.events: list[Event] = []
+
+    def _line(self, text: str) -> None:
+        print(text, file=self._out, flush=True)
+
+    def publish(self, event: Event) -> None:
+        """Print one event."""
+        self.events.append(event)
+        d = event.data
+        step = f"step {event.step + 1:>2}"
+        if event.kind == "session_started":
+            self._line(f"session {event.session_id}  model {d['model']}")
+            self._line(f"request: {d['request']}")
+        elif event.kind == "model_proposed":
+            self._line(f"{step}  model proposes {d['tool']} {_short(d['arguments'])}")
+        elif event.kind == "validation_failed":
+            self._line(f"         rejected before invoking (no side effect): {_short(d['message'])}")
+        elif event.kind == "tool_result":
+            if d.get("status") == "ok":
+                replay = " (replayed, nothing written twice)" if d.get("replayed") else ""
+                self._line(f"         {d['tool']} ok{replay}: {_short(d.get('output'))}")
+            else:
+                self._line(f"         {d['tool']} {d.get('error_kind')}: {_short(d.get('message'))}")
+        elif event.kind == "final":
+            self._line(f"final answer: {d['answer']}")
+            self._summary(d)
+        elif event.kind == "stopped":
+            self._line(f"stopped: {d['reason']}")
+            self._summary(d)
+
+    def _summary(self, d: dict[str, Any]) -> None:
+        self._line(
+            f"outcome {d['outcome']} · {d['steps']} steps · "
+            f"{d['input_tokens']} input + {d['output_tokens']} output tokens"
+        )

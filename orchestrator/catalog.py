@@ -1,0 +1,159 @@
+"""The tool catalog: built from the contracts, filtered per principal, exported per provider.
+
+It is also the first gate for model output: a proposed call becomes a validated input here
+or an exact error for the model, before anything is invoked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from orchestrator.limits import Limits
+from orchestrator.types import ErrorKind, Observation, Principal, ToolCall
+from tools.kit.contract import ToolSpec
+from tools.kit.validation import describe_errors
+
+
+@dataclass(frozen=True)
+class ValidCall:
+    """A call that passed pre-validation: the tool and its normalized input."""
+
+    spec: ToolSpec
+    input: dict[str, Any]
+
+
+def _rejected(message: str, **details: Any) -> Observation:
+    return Observation(
+        status="error", error_kind=ErrorKind.VALIDATION, message=message, details=details
+    )
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of a JSON value, stopping early past `limit`."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    deepest = 0
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+class Catalog:
+    """All registered tools, and the subset each principal may be shown."""
+
+    def __init__(self, specs: Iterable[ToolSpec]) -> None:
+        self._specs = {spec.name: spec for spec in specs}
+
+    @property
+    def specs(self) -> Sequence[ToolSpec]:
+        """Every registered tool."""
+        return tuple(self._specs.values())
+
+    def visible_to(self, principal: Principal) -> tuple[ToolSpec, ...]:
+        """Tools whose required scopes the principal holds: nothing else is offered."""
+        return tuple(s for s in self._specs.values() if s.scopes <= principal.scopes)
+
+    def prepare(self, call: ToolCall, principal: Principal, limits: Limits) -> ValidCall | Observation:
+        """Check a proposed call; return a valid call or the exact error for the model."""
+        offered = self.visible_to(principal)
+        spec = next((s for s in offered if s.name == call.tool), None)
+        if spec is None:
+            names = ", ".join(s.name for s in offered) or "(none)"
+            return _rejected(
+                f"unknown tool {call.tool!r}; available tools: {names}",
+                available=[s.name for s in offered],
+            )
+        size = len(call.arguments.encode())
+        if size > limits.max_argument_bytes:
+            return _rejected(f"arguments too large: {size} bytes, at most {limits.max_argument_bytes}")
+        try:
+            parsed = json.loads(call.arguments)
+        except ValueError as exc:
+            return _rejected(f"arguments are not valid JSON: {exc.args[0]}")
+        if not isinstance(parsed, dict):
+            return _rejected("arguments must be a JSON object")
+        if _depth(parsed, limits.max_argument_depth) > limits.max_argument_depth:
+            return _rejected(f"arguments nested deeper than {limits.max_argument_depth} levels")
+        try:
+            validated = spec.input.model_validate(parsed)
+        except ValidationError as exc:
+            message, details = describe_errors(spec.input, exc)
+            return _rejected(message, errors=details)
+        return ValidCall(spec, validated.model_dump(mode="json"))
+
+
+def _schema(spec: ToolSpec) -> dict[str, Any]:
+    schema = spec.input_schema()
+    schema.pop("title", None)
+    schema.pop("description", None)
+    return schema
+
+
+def bedrock_tools(specs: Iterable[ToolSpec]) -> list[dict[str, Any]]:
+    """Bedrock Converse `toolConfig.tools`."""
+    return [
+        {"toolSpec": {"name": s.name, "description": s.description, "inputSchema": {"json": _schema(s)}}}
+        for s in specs
+    ]
+
+
+def anthropic_tools(specs: Iterable[ToolSpec]) -> list[dict[str, Any]]:
+    """Anthropic Messages API `tools`."""
+    return [{"name": s.name, "description": s.description, "input_schema": _schema(s)} for s in specs]
+
+
+def mcp_tools(specs: Iterable[ToolSpec]) -> list[dict[str, Any]]:
+    """MCP `tools/list` entries."""
+    return [{"name": s.name, "description": s.description, "inputSchema": _schema(s)} for s in specs]
+
+
+def _strict(schema: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI strict mode: every property required (optional ones nullable), no extras."""
+    out = dict(schema)
+    if out.get("type") == "object" and "properties" in out:
+        required = set(out.get("required", []))
+        props: dict[str, Any] = {}
+        for name, prop in out["properties"].items():
+            prop = _strict(prop)
+            prop.pop("default", None)
+            if name not in required and "anyOf" not in prop:
+                prop = {"anyOf": [prop, {"type": "null"}]}
+            prop.pop("title", None)
+            props[name] = prop
+        out["properties"] = props
+        out["required"] = list(props)
+        out["additionalProperties"] = False
+    return out
+
+
+def openai_tools(specs: Iterable[ToolSpec]) -> list[dict[str, Any]]:
+    """OpenAI Chat Completions `tools` in strict mode."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": s.name,
+                "description": s.description,
+                "parameters": _strict(_schema(s)),
+                "strict": True,
+            },
+        }
+        for s in specs
+    ]
+
+
+EXPORTS = {
+    "bedrock": bedrock_tools,
+    "anthropic": anthropic_tools,
+    "mcp": mcp_tools,
+    "openai": openai_tools,
+}

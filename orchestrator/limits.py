@@ -1,0 +1,69 @@
+"""Hard limits and loop detection: incremental, so a step costs the same at 5 or 45 steps."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Limits(BaseModel):
+    """When a session must stop, whatever the model says."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_steps: int = Field(default=15, ge=1, le=500, description="Model turns per session.")
+    max_repeated_calls: int = Field(
+        default=3, ge=2, description="The same tool with the same arguments this often stops."
+    )
+    max_same_error: int = Field(
+        default=3, ge=2, description="The same error this many times in a row stops."
+    )
+    max_tokens: int | None = Field(default=None, ge=1, description="Input + output tokens.")
+    max_argument_bytes: int = Field(default=16_384, ge=256)
+    max_argument_depth: int = Field(default=8, ge=2)
+
+
+def canonical_arguments(raw: str) -> str:
+    """Arguments in one spelling (sorted keys, no spaces) so reordered repeats are caught."""
+    try:
+        parsed: Any = json.loads(raw)
+    except ValueError:
+        return raw.strip()
+    return json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class LoopGuard(BaseModel):
+    """Counters carried in the session state; updated once per step, never recomputed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    call_counts: dict[str, int] = Field(default_factory=dict)
+    last_error: str | None = None
+    error_streak: int = 0
+
+    def repeated_call(self, tool: str, raw_arguments: str, limits: Limits) -> str | None:
+        """The reason to stop before making this call, or None."""
+        seen = self.call_counts.get(f"{tool}\x00{canonical_arguments(raw_arguments)}", 0)
+        if seen + 1 >= limits.max_repeated_calls:
+            return (
+                f"loop detected: {tool} proposed {seen + 1} times with the same arguments"
+            )
+        return None
+
+    def after(self, tool: str, raw_arguments: str, error: str | None) -> LoopGuard:
+        """The guard after one tool call; `error` identifies the error it got, if any."""
+        key = f"{tool}\x00{canonical_arguments(raw_arguments)}"
+        counts = {**self.call_counts, key: self.call_counts.get(key, 0) + 1}
+        if error is not None:
+            fingerprint = error
+            streak = self.error_streak + 1 if fingerprint == self.last_error else 1
+            return LoopGuard(call_counts=counts, last_error=fingerprint, error_streak=streak)
+        return LoopGuard(call_counts=counts)
+
+    def repeated_error(self, limits: Limits) -> str | None:
+        """The reason to stop after the latest observation, or None."""
+        if self.last_error is not None and self.error_streak >= limits.max_same_error:
+            return f"loop detected: the same error {self.error_streak} times in a row"
+        return None

@@ -1,0 +1,166 @@
+"""Amazon Bedrock through the Converse API, with the tool catalog as `toolConfig`.
+
+Throttling and service faults are retried with exponential backoff and full jitter
+(tenacity); anything else is a `ModelError`. The botocore client's own retries are off so
+that one policy, with an injectable sleep, governs every attempt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from orchestrator.catalog import bedrock_tools
+from orchestrator.ports import ModelError, ModelRequest
+from orchestrator.types import Decision, FinalAnswer, ModelTurn, ToolCall, Usage
+
+TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "ServiceUnavailableException",
+        "InternalServerException",
+        "ModelNotReadyException",
+        "ModelTimeoutException",
+    }
+)
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code") in TRANSIENT_CODES
+    return isinstance(exc, BotoCoreError)
+
+
+def _tool_input(arguments: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(arguments)
+    except ValueError:
+        return {"unparsable_arguments": arguments}
+    return parsed if isinstance(parsed, dict) else {"arguments": parsed}
+
+
+def converse_messages(request: ModelRequest) -> list[dict[str, Any]]:
+    """The conversation in Converse form: the request, then each tool call and its result."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": [{"text": request.request}]}]
+    for step in request.steps:
+        decision = step.turn.decision
+        if not isinstance(decision, ToolCall):
+            continue
+        messages.append(
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "toolUse": {
+                            "toolUseId": decision.call_id,
+                            "name": decision.tool,
+                            "input": _tool_input(decision.arguments),
+                        }
+                    }
+                ],
+            }
+        )
+        observation = step.observation
+        result = {} if observation is None else observation.model_dump(mode="json", exclude_defaults=True)
+        messages.append(
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "toolResult": {
+                            "toolUseId": decision.call_id,
+                            "content": [{"json": result}],
+                            "status": "success" if result.get("status") == "ok" else "error",
+                        }
+                    }
+                ],
+            }
+        )
+    return messages
+
+
+class BedrockModel:
+    """`Model` over `bedrock-runtime` Converse."""
+
+    def __init__(
+        self,
+        model_id: str,
+        *,
+        client: Any = None,
+        max_tokens: int = 1024,
+        temperature: float = 0.0,
+        attempts: int = 4,
+        max_backoff_seconds: float = 20.0,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            client = boto3.client("bedrock-runtime", config=Config(retries={"total_max_attempts": 1}))
+        self._client = client
+        self._model_id = model_id
+        self._inference = {"maxTokens": max_tokens, "temperature": temperature}
+        retry_kwargs: dict[str, Any] = {
+            "retry": retry_if_exception(_transient),
+            "stop": stop_after_attempt(attempts),
+            "wait": wait_random_exponential(multiplier=0.5, max=max_backoff_seconds),
+        }
+        if sleep is not None:
+            retry_kwargs["sleep"] = sleep
+        self._retrying = Retrying(**retry_kwargs)
+
+    @property
+    def model_id(self) -> str:
+        """The Bedrock model id."""
+        return self._model_id
+
+    def decide(self, request: ModelRequest) -> ModelTurn:
+        """One Converse call (with retries) mapped to exactly one decision."""
+        kwargs: dict[str, Any] = {
+            "modelId": self._model_id,
+            "system": [{"text": request.system}],
+            "messages": converse_messages(request),
+            "inferenceConfig": self._inference,
+        }
+        if request.tools:
+            kwargs["toolConfig"] = {"tools": bedrock_tools(request.tools), "toolChoice": {"auto": {}}}
+        try:
+            response = self._retrying(self._client.converse, **kwargs)
+        except RetryError as exc:
+            raise ModelError(f"bedrock kept failing: {exc.last_attempt.exception()}") from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise ModelError(f"bedrock refused the request: {exc}") from exc
+        usage = response.get("usage", {})
+        return ModelTurn(
+            decision=_decision(response),
+            usage=Usage(
+                input_tokens=int(usage.get("inputTokens", 0)),
+                output_tokens=int(usage.get("outputTokens", 0)),
+            ),
+            model_id=self._model_id,
+        )
+
+
+def _decision(response: dict[str, Any]) -> Decision:
+    content = response.get("output", {}).get("message", {}).get("content", [])
+    for block in content:
+        if "toolUse" in block:
+            use = block["toolUse"]
+            return ToolCall(
+                call_id=str(use["toolUseId"]),
+                tool=str(use["name"]),
+                arguments=json.dumps(use.get("input", {}), ensure_ascii=False),
+            )
+    text = "".join(block.get("text", "") for block in content).strip()
+    return FinalAnswer(text=text)

@@ -1,0 +1,101 @@
+"""A model that replays a script: for tests, and for the demo when no provider is configured.
+
+Script file (YAML or JSON):
+
+    model: demo-script
+    steps:
+      - tool: flight_book
+        arguments: {origin: Paris, destination: JFK, date: "{today+30}"}
+      - final: "Booked."
+
+`arguments` may be a mapping or a raw string (sent exactly as written, to rehearse malformed
+JSON). `{today+N}` becomes the ISO date N days from today. Token usage is estimated from the
+size of what a real model would have been sent (about four characters a token).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.ports import ModelError, ModelRequest
+from orchestrator.types import Decision, FinalAnswer, ModelTurn, ToolCall, Usage
+
+_TODAY = re.compile(r"\{today([+-]\d+)?\}")
+
+
+def _expand(text: str) -> str:
+    today = dt.datetime.now(dt.UTC).date()
+    return _TODAY.sub(lambda m: (today + dt.timedelta(days=int(m.group(1) or 0))).isoformat(), text)
+
+
+def estimate_tokens(request: ModelRequest) -> int:
+    """Rough prompt size in tokens: the text a provider would be sent, divided by four."""
+    chars = len(request.system) + len(request.request)
+    for spec in request.tools:
+        chars += len(spec.name) + len(spec.description) + len(json.dumps(spec.input_schema()))
+    for step in request.steps:
+        chars += len(step.turn.decision.model_dump_json())
+        if step.observation is not None:
+            chars += len(step.observation.model_dump_json(exclude_defaults=True))
+    return max(1, chars // 4)
+
+
+class ScriptedModel:
+    """Replays decisions in order; with `repeat_last`, keeps repeating the final entry."""
+
+    def __init__(self, decisions: Sequence[Decision], *, name: str = "scripted", repeat_last: bool = False) -> None:
+        self._decisions = list(decisions)
+        self._next = 0
+        self._name = name
+        self._repeat_last = repeat_last
+
+    @property
+    def model_id(self) -> str:
+        """`scripted:NAME`, so traces say plainly that no real model is involved."""
+        return f"scripted:{self._name}"
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ScriptedModel:
+        """Load a script; raises ValueError naming the bad entry."""
+        path = Path(path)
+        doc = yaml.safe_load(_expand(path.read_text()))
+        if not isinstance(doc, dict) or not isinstance(doc.get("steps"), list):
+            raise ValueError(f"{path}: expected a mapping with a 'steps' list")
+        decisions: list[Decision] = []
+        for i, entry in enumerate(doc["steps"]):
+            decisions.append(_decision(entry, i, path))
+        return cls(decisions, name=str(doc.get("model", path.stem)), repeat_last=bool(doc.get("repeat_last")))
+
+    def decide(self, request: ModelRequest) -> ModelTurn:
+        """The next scripted decision, with estimated usage."""
+        if self._next >= len(self._decisions):
+            if not (self._repeat_last and self._decisions):
+                raise ModelError("the script has no more steps")
+            self._next = len(self._decisions) - 1
+        decision = self._decisions[self._next]
+        self._next += 1
+        if isinstance(decision, ToolCall):
+            decision = decision.model_copy(update={"call_id": f"call-{len(request.steps)}"})
+        output = len(decision.model_dump_json()) // 4
+        return ModelTurn(
+            decision=decision,
+            usage=Usage(input_tokens=estimate_tokens(request), output_tokens=max(1, output)),
+            model_id=self.model_id,
+        )
+
+
+def _decision(entry: Any, index: int, path: Path) -> Decision:
+    if isinstance(entry, dict) and "final" in entry:
+        return FinalAnswer(text=str(entry["final"]))
+    if isinstance(entry, dict) and "tool" in entry:
+        arguments = entry.get("arguments", {})
+        raw = arguments if isinstance(arguments, str) else json.dumps(arguments, default=str)
+        return ToolCall(call_id=f"call-{index}", tool=str(entry["tool"]), arguments=raw)
+    raise ValueError(f"{path}: step {index + 1} needs 'tool' (with 'arguments') or 'final'")

@@ -1,0 +1,138 @@
+"""Lockgate's own vocabulary: decisions, observations, steps, outcomes, session state."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.limits import LoopGuard
+from tools.kit.envelope import ErrorKind, Principal
+
+__all__ = [
+    "Decision",
+    "ErrorKind",
+    "FinalAnswer",
+    "ModelTurn",
+    "Observation",
+    "Outcome",
+    "Principal",
+    "SessionState",
+    "Step",
+    "ToolCall",
+    "Usage",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Usage(_Frozen):
+    """Tokens a model call consumed."""
+
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+        )
+
+    @property
+    def total(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+
+class ToolCall(_Frozen):
+    """The model asks for one tool. `arguments` is the raw JSON text it produced: untrusted."""
+
+    kind: Literal["tool_call"] = "tool_call"
+    call_id: str
+    tool: str
+    arguments: str
+
+
+class FinalAnswer(_Frozen):
+    """The model says it is done."""
+
+    kind: Literal["final"] = "final"
+    text: str
+
+
+Decision = Annotated[ToolCall | FinalAnswer, Field(discriminator="kind")]
+
+
+class ModelTurn(_Frozen):
+    """One model response: exactly one decision and what it cost."""
+
+    decision: Decision
+    usage: Usage = Usage()
+    model_id: str = "unknown"
+
+
+class Observation(_Frozen):
+    """What the model is shown after a tool call: the tool's output or the exact error."""
+
+    status: Literal["ok", "error"]
+    output: dict[str, Any] | None = None
+    error_kind: ErrorKind | None = None
+    message: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+    replayed: bool = False
+
+    @property
+    def error_fingerprint(self) -> str | None:
+        """Identity of an error, for 'the same error N times in a row'; None when ok."""
+        return f"{self.error_kind}:{self.message}" if self.status == "error" else None
+
+
+class Step(_Frozen):
+    """One applied step: the model's decision and, for a tool call, what came back."""
+
+    index: int
+    turn: ModelTurn
+    observation: Observation | None = None
+    invoked: bool = False
+
+
+class Outcome(StrEnum):
+    """How a session ended."""
+
+    COMPLETED = "completed"
+    STEP_LIMIT = "step_limit"
+    LOOP_DETECTED = "loop_detected"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    ERROR = "error"
+
+
+class SessionState(_Frozen):
+    """Everything needed to resume a session: checkpointed after every step."""
+
+    session_id: str
+    request: str
+    principal: Principal
+    steps: tuple[Step, ...] = ()
+    usage: Usage = Usage()
+    guard: LoopGuard = LoopGuard()
+    outcome: Outcome | None = None
+    reason: str | None = None
+    answer: str | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once an outcome is recorded."""
+        return self.outcome is not None
+
+    def partial_result(self) -> list[dict[str, Any]]:
+        """Outputs of the successful tool calls so far: what a stopped session achieved."""
+        return [
+            {"step": step.index, "tool": step.turn.decision.tool, "output": step.observation.output}
+            for step in self.steps
+            if isinstance(step.turn.decision, ToolCall)
+            and step.observation is not None
+            and step.observation.status == "ok"
+        ]
