@@ -7,6 +7,7 @@ revoked on the next run. The same function runs locally and in the cloud migrati
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,10 @@ def migrate(
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
         for path in pending(conn):
-            conn.execute(path.read_text())  # type: ignore[call-overload]  # trusted SQL file
-            conn.execute("INSERT INTO lockgate_schema_migrations (version) VALUES (%s)", (path.stem,))
+            conn.execute(path.read_text())
+            conn.execute(
+                "INSERT INTO lockgate_schema_migrations (version) VALUES (%s)", (path.stem,)
+            )
             applied.append(path.stem)
         for spec in specs:
             _sync_role(conn, spec, (passwords or {}).get(spec.db_role))
@@ -57,16 +60,19 @@ def migrate(
 def seed(conn: psycopg.Connection[Any], name: str = "demo") -> None:
     """Load demo data (idempotent)."""
     with conn.transaction():
-        conn.execute((SEED / f"{name}.sql").read_text())  # type: ignore[call-overload]
+        conn.execute((SEED / f"{name}.sql").read_text())
 
 
 def _sync_role(conn: psycopg.Connection[Any], spec: ToolSpec, password: str | None) -> None:
     role = sql.Identifier(spec.db_role)
-    with conn.transaction():  # roles are cluster-wide: another database may create it first
-        try:
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (spec.db_role,)).fetchone()
+    if exists is None:
+        # Roles are cluster-wide: a migration of another database may create it first.
+        with (
+            contextlib.suppress(pg_errors.DuplicateObject, pg_errors.UniqueViolation),
+            conn.transaction(),
+        ):
             conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN NOINHERIT").format(role))
-        except (pg_errors.DuplicateObject, pg_errors.UniqueViolation):
-            pass
     if password is not None:
         conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password)))
     database = sql.Identifier(conn.info.dbname)

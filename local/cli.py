@@ -25,7 +25,9 @@ from orchestrator.types import Outcome, SessionState
 from tools.registry import CONTRACTS
 
 DEMO_SCRIPT = Path(__file__).with_name("demo.yaml")
-DEMO_REQUEST = "Book Ada Lovelace (customer C-1001) in business class from Paris to New York in 30 days."
+DEMO_REQUEST = (
+    "Book Ada Lovelace (customer C-1001) in business class from Paris to New York in 30 days."
+)
 
 
 class UsageError(Exception):
@@ -119,7 +121,9 @@ def _db(action: str, out: TextIO) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(prog="lockgate", description="Deterministic tool routing for AI agents.")
+    parser = argparse.ArgumentParser(
+        prog="lockgate", description="Deterministic tool routing for AI agents."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run the demo session on the local stack")
@@ -128,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run one agent session on the local stack")
     run.add_argument("request", help="what the user asks for")
-    run.add_argument("--model", default=f"scripted:{DEMO_SCRIPT}", help="scripted:FILE or bedrock:MODEL_ID")
+    run.add_argument(
+        "--model", default=f"scripted:{DEMO_SCRIPT}", help="scripted:FILE or bedrock:MODEL_ID"
+    )
     run.add_argument("--user", default="alice", help=f"local user: {', '.join(LOCAL_USERS)}")
     run.add_argument("--max-steps", type=int, default=15)
     run.add_argument("--json", action="store_true", help="print the session as JSON")
@@ -150,8 +156,13 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
         if args.command == "tools":
             if args.format == "json":
                 doc = [
-                    {"name": s.name, "description": s.description, "scopes": sorted(s.scopes),
-                     "writes": s.writes, "input_schema": s.input_schema()}
+                    {
+                        "name": s.name,
+                        "description": s.description,
+                        "scopes": sorted(s.scopes),
+                        "writes": s.writes,
+                        "input_schema": s.input_schema(),
+                    }
                     for s in CONTRACTS
                 ]
             else:

@@ -92,11 +92,14 @@ class EmbeddedPostgres:
             subprocess.run(
                 self._cmd(
                     str(server_bin() / "initdb"),
-                    "-D", str(self.data),
-                    "-U", SUPERUSER,
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    SUPERUSER,
                     "--auth=scram-sha-256",
                     f"--pwfile={pwfile}",
-                    "-E", "UTF8",
+                    "-E",
+                    "UTF8",
                     "--locale=C",
                     "--no-instructions",
                 ),
@@ -142,17 +145,23 @@ class EmbeddedPostgres:
         result = subprocess.run(
             self._cmd(
                 str(server_bin() / "pg_ctl"),
-                "-D", str(self.data),
-                "-l", str(self.data / "server.log"),
-                "-o", options,
-                "-w", "-t", "60",
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.data / "server.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
                 "start",
             ),
             capture_output=True,
             text=True,
+            check=False,
         )
         if result.returncode != 0:
-            log = (self.data / "server.log")
+            log = self.data / "server.log"
             tail = log.read_text()[-2000:] if log.exists() else ""
             raise RuntimeError(f"PostgreSQL did not start: {result.stderr.strip()}\n{tail}")
 
@@ -161,7 +170,9 @@ class EmbeddedPostgres:
         if self.running_port() is None:
             return
         subprocess.run(
-            self._cmd(str(server_bin() / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"),
+            self._cmd(
+                str(server_bin() / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"
+            ),
             check=False,
             capture_output=True,
         )
@@ -169,7 +180,11 @@ class EmbeddedPostgres:
     def url(self, dbname: str = "postgres") -> str:
         """Superuser connection string."""
         return make_conninfo(
-            host="127.0.0.1", port=str(self.port), dbname=dbname, user=SUPERUSER, password=self.password
+            host="127.0.0.1",
+            port=str(self.port),
+            dbname=dbname,
+            user=SUPERUSER,
+            password=self.password,
         )
 
 

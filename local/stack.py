@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from pydantic import SecretStr
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -44,7 +45,9 @@ def database_server() -> Iterator[str]:
         return
     with embedded(home() / "postgres") as server:
         with psycopg.connect(server.url(), autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DEFAULT_DB,)).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (DEFAULT_DB,)
+            ).fetchone()
             if exists is None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DEFAULT_DB)))
         yield server.url(DEFAULT_DB)
@@ -67,6 +70,8 @@ def provision(
         if with_demo_data:
             seed(conn)
     return {
-        spec.name: ToolSettings(db_dsn=role_url(admin_url, spec.db_role, passwords[spec.db_role]))  # type: ignore[arg-type]  # pydantic coerces str to SecretStr
+        spec.name: ToolSettings(
+            db_dsn=SecretStr(role_url(admin_url, spec.db_role, passwords[spec.db_role]))
+        )
         for spec in specs
     }

@@ -36,13 +36,17 @@ class TracePrinter:
         elif event.kind == "model_proposed":
             self._line(f"{step}  model proposes {d['tool']} {_short(d['arguments'])}")
         elif event.kind == "validation_failed":
-            self._line(f"         rejected before invoking (no side effect): {_short(d['message'])}")
+            self._line(
+                f"         rejected before invoking (no side effect): {_short(d['message'])}"
+            )
         elif event.kind == "tool_result":
             if d.get("status") == "ok":
                 replay = " (replayed, nothing written twice)" if d.get("replayed") else ""
                 self._line(f"         {d['tool']} ok{replay}: {_short(d.get('output'))}")
             else:
-                self._line(f"         {d['tool']} {d.get('error_kind')}: {_short(d.get('message'))}")
+                self._line(
+                    f"         {d['tool']} {d.get('error_kind')}: {_short(d.get('message'))}"
+                )
         elif event.kind == "final":
             self._line(f"final answer: {d['answer']}")
             self._summary(d)

@@ -42,7 +42,9 @@ def _depth(value: Any, limit: int) -> int:
         deepest = max(deepest, depth)
         if deepest > limit:
             return deepest
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        )
         stack.extend((child, depth + 1) for child in children)
     return deepest
 
@@ -62,7 +64,9 @@ class Catalog:
         """Tools whose required scopes the principal holds: nothing else is offered."""
         return tuple(s for s in self._specs.values() if s.scopes <= principal.scopes)
 
-    def prepare(self, call: ToolCall, principal: Principal, limits: Limits) -> ValidCall | Observation:
+    def prepare(
+        self, call: ToolCall, principal: Principal, limits: Limits
+    ) -> ValidCall | Observation:
         """Check a proposed call; return a valid call or the exact error for the model."""
         offered = self.visible_to(principal)
         spec = next((s for s in offered if s.name == call.tool), None)
@@ -74,7 +78,9 @@ class Catalog:
             )
         size = len(call.arguments.encode())
         if size > limits.max_argument_bytes:
-            return _rejected(f"arguments too large: {size} bytes, at most {limits.max_argument_bytes}")
+            return _rejected(
+                f"arguments too large: {size} bytes, at most {limits.max_argument_bytes}"
+            )
         try:
             parsed = json.loads(call.arguments)
         except ValueError as exc:
@@ -101,19 +107,29 @@ def _schema(spec: ToolSpec) -> dict[str, Any]:
 def bedrock_tools(specs: Iterable[ToolSpec]) -> list[dict[str, Any]]:
     """Bedrock Converse `toolConfig.tools`."""
     return [
-        {"toolSpec": {"name": s.name, "description": s.description, "inputSchema": {"json": _schema(s)}}}
+        {
+            "toolSpec": {
+                "name": s.name,
+                "description": s.description,
+                "inputSchema": {"json": _schema(s)},
+            }
+        }
         for s in specs
     ]
 
 
 def anthropic_tools(specs: Iterable[ToolSpec]) -> list[dict[str, Any]]:
     """Anthropic Messages API `tools`."""
-    return [{"name": s.name, "description": s.description, "input_schema": _schema(s)} for s in specs]
+    return [
+        {"name": s.name, "description": s.description, "input_schema": _schema(s)} for s in specs
+    ]
 
 
 def mcp_tools(specs: Iterable[ToolSpec]) -> list[dict[str, Any]]:
     """MCP `tools/list` entries."""
-    return [{"name": s.name, "description": s.description, "inputSchema": _schema(s)} for s in specs]
+    return [
+        {"name": s.name, "description": s.description, "inputSchema": _schema(s)} for s in specs
+    ]
 
 
 def _strict(schema: dict[str, Any]) -> dict[str, Any]:
@@ -122,12 +138,12 @@ def _strict(schema: dict[str, Any]) -> dict[str, Any]:
     if out.get("type") == "object" and "properties" in out:
         required = set(out.get("required", []))
         props: dict[str, Any] = {}
-        for name, prop in out["properties"].items():
-            prop = _strict(prop)
+        for name, original in out["properties"].items():
+            prop = _strict(original)
             prop.pop("default", None)
+            prop.pop("title", None)
             if name not in required and "anyOf" not in prop:
                 prop = {"anyOf": [prop, {"type": "null"}]}
-            prop.pop("title", None)
             props[name] = prop
         out["properties"] = props
         out["required"] = list(props)

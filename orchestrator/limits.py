@@ -47,9 +47,7 @@ class LoopGuard(BaseModel):
         """The reason to stop before making this call, or None."""
         seen = self.call_counts.get(f"{tool}\x00{canonical_arguments(raw_arguments)}", 0)
         if seen + 1 >= limits.max_repeated_calls:
-            return (
-                f"loop detected: {tool} proposed {seen + 1} times with the same arguments"
-            )
+            return f"loop detected: {tool} proposed {seen + 1} times with the same arguments"
         return None
 
     def after(self, tool: str, raw_arguments: str, error: str | None) -> LoopGuard:

@@ -94,12 +94,16 @@ def plan(state: SessionState, turn: ModelTurn, catalog: Catalog, limits: Limits)
     return Invoke(prepared, idempotency_key=f"{state.session_id}:{len(state.steps)}")
 
 
-def apply(state: SessionState, turn: ModelTurn, observation: Observation | None, *, invoked: bool) -> SessionState:
+def apply(
+    state: SessionState, turn: ModelTurn, observation: Observation | None, *, invoked: bool
+) -> SessionState:
     """Record one step and update the loop guard; no I/O."""
     step = Step(index=len(state.steps), turn=turn, observation=observation, invoked=invoked)
     guard = state.guard
     if isinstance(turn.decision, ToolCall) and observation is not None:
-        guard = guard.after(turn.decision.tool, turn.decision.arguments, observation.error_fingerprint)
+        guard = guard.after(
+            turn.decision.tool, turn.decision.arguments, observation.error_fingerprint
+        )
     return state.model_copy(
         update={"steps": (*state.steps, step), "usage": state.usage + turn.usage, "guard": guard}
     )
@@ -107,7 +111,9 @@ def apply(state: SessionState, turn: ModelTurn, observation: Observation | None,
 
 def finish(state: SessionState, end: Finish) -> SessionState:
     """Record the outcome."""
-    return state.model_copy(update={"outcome": end.outcome, "reason": end.reason, "answer": end.answer})
+    return state.model_copy(
+        update={"outcome": end.outcome, "reason": end.reason, "answer": end.answer}
+    )
 
 
 class Orchestrator:
@@ -169,7 +175,9 @@ class Orchestrator:
             return self._end(recorded, planned)
         if isinstance(planned, Reject):
             observation = planned.observation
-            self._emit(state, "validation_failed", message=observation.message, details=observation.details)
+            self._emit(
+                state, "validation_failed", message=observation.message, details=observation.details
+            )
             state = apply(state, turn, observation, invoked=False)
         else:
             observation = self.invoker.invoke(

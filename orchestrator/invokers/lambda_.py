@@ -24,7 +24,9 @@ class LambdaInvoker:
             import boto3
             from botocore.config import Config
 
-            client = boto3.client("lambda", config=Config(retries={"mode": "standard", "max_attempts": 3}))
+            client = boto3.client(
+                "lambda", config=Config(retries={"mode": "standard", "max_attempts": 3})
+            )
         self._client = client
 
     def invoke(self, tool: str, envelope: Mapping[str, Any]) -> Observation:

@@ -18,7 +18,9 @@ def observation_from_response(payload: Any) -> Observation:
         response = _RESPONSE.validate_python(payload)
     except ValidationError:
         return Observation(
-            status="error", error_kind=ErrorKind.INTERNAL, message="the tool returned a malformed response"
+            status="error",
+            error_kind=ErrorKind.INTERNAL,
+            message="the tool returned a malformed response",
         )
     if isinstance(response, OkResponse):
         return Observation(status="ok", output=response.output, replayed=response.replayed)

@@ -71,7 +71,11 @@ def converse_messages(request: ModelRequest) -> list[dict[str, Any]]:
             }
         )
         observation = step.observation
-        result = {} if observation is None else observation.model_dump(mode="json", exclude_defaults=True)
+        result = (
+            {}
+            if observation is None
+            else observation.model_dump(mode="json", exclude_defaults=True)
+        )
         messages.append(
             {
                 "role": "user",
@@ -107,7 +111,9 @@ class BedrockModel:
             import boto3
             from botocore.config import Config
 
-            client = boto3.client("bedrock-runtime", config=Config(retries={"total_max_attempts": 1}))
+            client = boto3.client(
+                "bedrock-runtime", config=Config(retries={"total_max_attempts": 1})
+            )
         self._client = client
         self._model_id = model_id
         self._inference = {"maxTokens": max_tokens, "temperature": temperature}
@@ -134,7 +140,10 @@ class BedrockModel:
             "inferenceConfig": self._inference,
         }
         if request.tools:
-            kwargs["toolConfig"] = {"tools": bedrock_tools(request.tools), "toolChoice": {"auto": {}}}
+            kwargs["toolConfig"] = {
+                "tools": bedrock_tools(request.tools),
+                "toolChoice": {"auto": {}},
+            }
         try:
             response = self._retrying(self._client.converse, **kwargs)
         except RetryError as exc:

@@ -50,7 +50,9 @@ def estimate_tokens(request: ModelRequest) -> int:
 class ScriptedModel:
     """Replays decisions in order; with `repeat_last`, keeps repeating the final entry."""
 
-    def __init__(self, decisions: Sequence[Decision], *, name: str = "scripted", repeat_last: bool = False) -> None:
+    def __init__(
+        self, decisions: Sequence[Decision], *, name: str = "scripted", repeat_last: bool = False
+    ) -> None:
         self._decisions = list(decisions)
         self._next = 0
         self._name = name
@@ -71,7 +73,11 @@ class ScriptedModel:
         decisions: list[Decision] = []
         for i, entry in enumerate(doc["steps"]):
             decisions.append(_decision(entry, i, path))
-        return cls(decisions, name=str(doc.get("model", path.stem)), repeat_last=bool(doc.get("repeat_last")))
+        return cls(
+            decisions,
+            name=str(doc.get("model", path.stem)),
+            repeat_last=bool(doc.get("repeat_last")),
+        )
 
     def decide(self, request: ModelRequest) -> ModelTurn:
         """The next scripted decision, with estimated usage."""

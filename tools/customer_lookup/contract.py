@@ -31,7 +31,7 @@ SPEC = ToolSpec(
     name="customer_lookup",
     description=(
         "Read one customer's profile (name, email, loyalty tier) by customer id. "
-        "Use it before changing a customer or booking for them. Example: {\"customer_id\": \"C-1001\"}."
+        'Use it before changing a customer or booking for them. Example: {"customer_id": "C-1001"}.'
     ),
     input=Input,
     output=Output,

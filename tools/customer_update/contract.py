@@ -49,7 +49,7 @@ SPEC = ToolSpec(
     name="customer_update",
     description=(
         "Change a customer's email and/or loyalty tier. Only the given fields change. "
-        "Example: {\"customer_id\": \"C-1001\", \"tier\": \"gold\"}."
+        'Example: {"customer_id": "C-1001", "tier": "gold"}.'
     ),
     input=Input,
     output=Output,

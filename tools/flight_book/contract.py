@@ -30,7 +30,9 @@ class Input(StrictInput):
         description="IATA code of the arrival airport, three capital letters, e.g. 'JFK' "
         "(not a city name).",
     )
-    date: dt.date = Field(description="Departure day in ISO format, in the future, e.g. '2030-05-17'.")
+    date: dt.date = Field(
+        description="Departure day in ISO format, in the future, e.g. '2030-05-17'."
+    )
     cabin: Cabin = Field(
         default="economy",
         description="Cabin class: one of 'economy', 'premium_economy', 'business', 'first'.",
@@ -60,8 +62,8 @@ SPEC = ToolSpec(
     name="flight_book",
     description=(
         "Book a seat for a customer on the flight of a route and day. Airports are IATA codes, "
-        "not city names. Example: {\"customer_id\": \"C-1001\", \"origin\": \"CDG\", "
-        "\"destination\": \"JFK\", \"date\": \"2030-05-17\", \"cabin\": \"business\"}."
+        'not city names. Example: {"customer_id": "C-1001", "origin": "CDG", '
+        '"destination": "JFK", "date": "2030-05-17", "cabin": "business"}.'
     ),
     input=Input,
     output=Output,

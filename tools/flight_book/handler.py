@@ -46,8 +46,7 @@ def book(ctx: ToolContext, data: Input) -> Output | ToolError:
         )
     try:
         cur.execute(
-            "INSERT INTO bookings (customer_id, flight_id, cabin) VALUES (%s, %s, %s)"
-            " RETURNING id",
+            "INSERT INTO bookings (customer_id, flight_id, cabin) VALUES (%s, %s, %s) RETURNING id",
             (data.customer_id, flight[0], data.cabin),
         )
     except pg_errors.ForeignKeyViolation:

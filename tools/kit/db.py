@@ -48,7 +48,9 @@ class ToolDatabase:
     def _connect(self) -> psycopg.Connection[Any]:
         timeout = self._settings.connect_timeout_seconds
         try:
-            return psycopg.connect(self._conninfo(refresh=False), autocommit=True, connect_timeout=timeout)
+            return psycopg.connect(
+                self._conninfo(refresh=False), autocommit=True, connect_timeout=timeout
+            )
         except psycopg.OperationalError:
             # The secret may have been rotated since it was cached: fetch it once more.
             try:

@@ -28,7 +28,9 @@ def _field_hint(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | Non
     return field.description
 
 
-def describe_errors(model: type[BaseModel], exc: ValidationError) -> tuple[str, list[dict[str, Any]]]:
+def describe_errors(
+    model: type[BaseModel], exc: ValidationError
+) -> tuple[str, list[dict[str, Any]]]:
     """Return one readable message and structured details (field, problem, got, expected)."""
     details: list[dict[str, Any]] = []
     lines: list[str] = []

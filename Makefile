@@ -1,0 +1,46 @@
+# The verbs a person types. Everything installs into ./.venv with a pinned uv.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+# Write .pyc files at install time: without them every process recompiles large packages.
+export UV_COMPILE_BYTECODE := 1
+export UV_PYTHON_DOWNLOADS := never
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+
+.PHONY: help install demo test lint typecheck unit bench clean
+
+help:
+	@echo "make demo   install everything and run the demo on the embedded local PostgreSQL"
+	@echo "make test   every gate: ruff, mypy, import contracts, pytest (unit, integration, infra, e2e)"
+	@echo "make bench  benchmarks (results in bench/results)"
+
+$(UV):
+	python3 -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(BIN)/lockgate: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+install: $(BIN)/lockgate
+
+demo: install
+	$(BIN)/lockgate demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: install
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest
+
+clean:
+	rm -rf .tools $(VENV) .lockgate cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,30 @@
+"""The principal from an authenticated request's claims: never from model output."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from orchestrator.types import Principal
+
+TENANT_CLAIM = "custom:tenant_id"
+
+
+def principal_from_claims(claims: Mapping[str, Any] | None) -> Principal | None:
+    """Cognito/JWT claims → principal; None if the identity is incomplete.
+
+    Scopes come from the space-separated `scope` claim and from `cognito:groups`
+    (a group named like a scope, e.g. `customers:read`, grants it).
+    """
+    if not claims:
+        return None
+    user_id = str(claims.get("sub") or "")
+    tenant_id = str(claims.get(TENANT_CLAIM) or "")
+    if not user_id or not tenant_id:
+        return None
+    scopes = set(str(claims.get("scope") or "").split())
+    groups = claims.get("cognito:groups") or []
+    if isinstance(groups, str):  # API Gateway passes lists from Cognito as "[a b]" or "a,b"
+        groups = groups.strip("[]").replace(",", " ").split()
+    scopes.update(str(g) for g in groups)
+    return Principal(user_id=user_id, tenant_id=tenant_id, scopes=frozenset(s for s in scopes if s))

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orchestrator.catalog import EXPORTS, Catalog, ValidCall, openai_tools
+from orchestrator.limits import Limits, LoopGuard, canonical_arguments
+from orchestrator.types import ErrorKind, Observation, ToolCall
+from tests.fakes import ALICE
+from tools.registry import CONTRACTS
+
+CATALOG = Catalog(CONTRACTS)
+LIMITS = Limits()
+
+
+def prepare(tool: str, arguments: str) -> ValidCall | Observation:
+    return CATALOG.prepare(ToolCall(call_id="c", tool=tool, arguments=arguments), ALICE, LIMITS)
+
+
+def error_fields(result: ValidCall | Observation) -> list[str]:
+    assert isinstance(result, Observation)
+    assert result.error_kind is ErrorKind.VALIDATION
+    return [e["field"] for e in result.details.get("errors", [])]
+
+
+def test_valid_call_is_normalized() -> None:
+    result = prepare("customer_update", '{"customer_id": " C-1001 ", "tier": "gold"}')
+    assert isinstance(result, ValidCall)
+    assert result.input == {"customer_id": "C-1001", "email": None, "tier": "gold"}
+
+
+def test_enum_error_names_the_allowed_values() -> None:
+    result = prepare("customer_update", '{"customer_id": "C-1001", "tier": "diamond"}')
+    assert error_fields(result) == ["tier"]
+    assert isinstance(result, Observation) and result.message is not None
+    for value in ("standard", "silver", "gold", "platinum"):
+        assert value in result.message
+
+
+@pytest.mark.parametrize(
+    ("arguments", "fields"),
+    [
+        ('{"customer_id": "C-1001", "role": "admin"}', ["role"]),
+        ('{"customer_id": 1001}', ["customer_id"]),
+        ("{}", ["customer_id"]),
+        ('{"customer_id": "1001; DROP TABLE customers"}', ["customer_id"]),
+    ],
+)
+def test_lookup_rejects_bad_arguments(arguments: str, fields: list[str]) -> None:
+    assert error_fields(prepare("customer_lookup", arguments)) == fields
+
+
+@pytest.mark.parametrize("arguments", ["not json", "[1, 2]", '"C-1001"'])
+def test_non_object_arguments_are_rejected(arguments: str) -> None:
+    assert error_fields(prepare("customer_lookup", arguments)) == []
+
+
+def test_oversized_and_deeply_nested_arguments_are_rejected_before_parsing_models() -> None:
+    big = json.dumps({"customer_id": "C-1001", "pad": "x" * 20_000})
+    deep = '{"customer_id": "C-1001", "x": ' + "[" * 50 + "]" * 50 + "}"
+    for arguments in (big, deep):
+        result = prepare("customer_lookup", arguments)
+        assert isinstance(result, Observation) and result.error_kind is ErrorKind.VALIDATION
+
+
+def test_past_date_is_rejected() -> None:
+    arguments = (
+        '{"customer_id": "C-1001", "origin": "CDG", "destination": "JFK", "date": "2001-01-01"}'
+    )
+    assert error_fields(prepare("flight_book", arguments)) == ["date"]
+
+
+def test_lookalike_tool_name_is_unknown() -> None:
+    result = prepare("customer_looku\u0440", '{"customer_id": "C-1001"}')  # Cyrillic er
+    assert isinstance(result, Observation) and "available" in result.details
+
+
+def test_every_export_covers_every_tool() -> None:
+    for export in EXPORTS.values():
+        assert len(export(CONTRACTS)) == len(CONTRACTS)
+
+
+def test_openai_strict_schema_requires_every_property() -> None:
+    for tool in openai_tools(CONTRACTS):
+        params = tool["function"]["parameters"]
+        assert params["additionalProperties"] is False
+        assert sorted(params["required"]) == sorted(params["properties"])
+
+
+def test_canonical_arguments_ignore_order_and_spacing() -> None:
+    assert canonical_arguments('{"b": 1, "a": [1, 2]}') == canonical_arguments('{"a":[1,2],"b":1}')
+    assert canonical_arguments(" not json ") == "not json"
+
+
+def test_loop_guard_counts_incrementally() -> None:
+    guard = LoopGuard()
+    limits = Limits(max_repeated_calls=3, max_same_error=2)
+    for _ in range(2):
+        assert guard.repeated_call("t", '{"a":1}', limits) is None
+        guard = guard.after("t", '{"a":1}', "not_found:x")
+    assert guard.repeated_call("t", '{"a": 1}', limits) is not None
+    assert guard.repeated_call("t", '{"a": 2}', limits) is None
+    assert guard.repeated_error(limits) is not None
+    assert guard.after("t", "{}", None).repeated_error(limits) is None

@@ -1,0 +1,229 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orchestrator.catalog import Catalog
+from orchestrator.limits import Limits
+from orchestrator.loop import Orchestrator
+from orchestrator.models.scripted import ScriptedModel
+from orchestrator.ports import ModelError, ModelRequest
+from orchestrator.stores.memory import MemoryStore
+from orchestrator.types import (
+    ErrorKind,
+    FinalAnswer,
+    ModelTurn,
+    Observation,
+    Outcome,
+    SessionState,
+    ToolCall,
+)
+from tests.fakes import ALICE, BOB, EventLog, RecordingInvoker
+from tools.registry import CONTRACTS
+
+
+def call(tool: str, **arguments: object) -> ToolCall:
+    return ToolCall(call_id="c", tool=tool, arguments=json.dumps(arguments))
+
+
+def lookup(customer_id: str) -> ToolCall:
+    return call("customer_lookup", customer_id=customer_id)
+
+
+def session(
+    decisions: list[ToolCall | FinalAnswer],
+    *,
+    invoker: RecordingInvoker | None = None,
+    limits: Limits | None = None,
+    principal: object = ALICE,
+    repeat_last: bool = False,
+) -> tuple[SessionState, RecordingInvoker, MemoryStore, EventLog]:
+    invoker = invoker or RecordingInvoker()
+    store, events = MemoryStore(), EventLog()
+    orchestrator = Orchestrator(
+        catalog=Catalog(CONTRACTS),
+        model=ScriptedModel(decisions, repeat_last=repeat_last),
+        invoker=invoker,
+        store=store,
+        events=events,
+        limits=limits,
+    )
+    state = orchestrator.run(orchestrator.start("s1", "do it", principal))  # type: ignore[arg-type]
+    return state, invoker, store, events
+
+
+def test_final_answer_completes_and_checkpoints() -> None:
+    state, invoker, store, events = session([lookup("C-1001"), FinalAnswer(text="done")])
+
+    assert state.outcome is Outcome.COMPLETED
+    assert state.answer == "done"
+    assert [tool for tool, _ in invoker.calls] == ["customer_lookup"]
+    assert store.load("s1") == state
+    assert events.kinds() == ["session_started", "model_proposed", "tool_result", "final"]
+    assert state.usage.input_tokens > 0
+
+
+def test_envelope_carries_principal_from_code_and_step_idempotency_key() -> None:
+    _, invoker, _, _ = session([lookup("C-1001"), lookup("C-1002"), FinalAnswer(text="x")])
+
+    (_, first), (_, second) = invoker.calls
+    assert first["principal"] == ALICE.model_dump(mode="json")
+    assert first["input"] == {"customer_id": "C-1001"}
+    assert (first["idempotency_key"], second["idempotency_key"]) == ("s1:0", "s1:1")
+
+
+def test_invalid_arguments_are_fed_back_and_never_invoked() -> None:
+    bad = call(
+        "flight_book", customer_id="C-1001", origin="Paris", destination="JFK", date="2999-01-01"
+    )
+    state, invoker, _, events = session([bad, FinalAnswer(text="gave up")])
+
+    assert invoker.calls == []
+    observation = state.steps[0].observation
+    assert observation is not None
+    assert observation.error_kind is ErrorKind.VALIDATION
+    assert [e["field"] for e in observation.details["errors"]] == ["origin"]
+    assert observation.details["errors"][0]["got"] == "Paris"
+    assert not state.steps[0].invoked
+    assert "validation_failed" in events.kinds()
+
+
+def test_unknown_tool_lists_available_tools() -> None:
+    state, invoker, _, _ = session([call("delete_everything"), FinalAnswer(text="ok")])
+
+    observation = state.steps[0].observation
+    assert observation is not None and observation.error_kind is ErrorKind.VALIDATION
+    assert observation.details["available"] == ["customer_lookup", "customer_update", "flight_book"]
+    assert invoker.calls == []
+
+
+def test_tools_beyond_the_principals_scopes_are_neither_offered_nor_invoked() -> None:
+    seen: list[list[str]] = []
+
+    class Spy(ScriptedModel):
+        def decide(self, request: ModelRequest) -> ModelTurn:
+            seen.append([t.name for t in request.tools])
+            return super().decide(request)
+
+    invoker = RecordingInvoker()
+    orchestrator = Orchestrator(
+        catalog=Catalog(CONTRACTS),
+        model=Spy(
+            [call("customer_update", customer_id="C-1001", tier="gold"), FinalAnswer(text="x")]
+        ),
+        invoker=invoker,
+        store=MemoryStore(),
+    )
+    state = orchestrator.run(orchestrator.start("s", "upgrade", BOB))
+
+    assert seen[0] == ["customer_lookup"]
+    assert invoker.calls == []
+    assert state.steps[0].observation is not None
+    assert state.steps[0].observation.details["available"] == ["customer_lookup"]
+
+
+def test_step_limit_stops_with_partial_result() -> None:
+    decisions: list[ToolCall | FinalAnswer] = [lookup(f"C-{1000 + i}") for i in range(10)]
+    state, invoker, _, _ = session(decisions, limits=Limits(max_steps=4))
+
+    assert state.outcome is Outcome.STEP_LIMIT
+    assert len(state.steps) == 4
+    assert len(invoker.calls) == 4
+    assert [p["output"] for p in state.partial_result()] == [{"tool": "customer_lookup"}] * 4
+
+
+def test_repeated_identical_call_is_a_loop_and_is_not_invoked_again() -> None:
+    # Same arguments in another key order and spacing: still the same call.
+    repeat = ToolCall(call_id="c", tool="customer_lookup", arguments='{ "customer_id" :"C-1001"}')
+    state, invoker, _, _ = session([lookup("C-1001"), repeat], repeat_last=True)
+
+    assert state.outcome is Outcome.LOOP_DETECTED
+    assert len(invoker.calls) == 2
+    assert len(state.steps) == 3
+    assert not state.steps[-1].invoked
+
+
+def test_same_error_three_times_in_a_row_is_a_loop() -> None:
+    def not_found(tool: str, envelope: object) -> Observation:
+        return Observation(status="error", error_kind=ErrorKind.NOT_FOUND, message="no customer")
+
+    decisions: list[ToolCall | FinalAnswer] = [lookup(f"C-{2000 + i}") for i in range(10)]
+    state, invoker, _, _ = session(decisions, invoker=RecordingInvoker(not_found))
+
+    assert state.outcome is Outcome.LOOP_DETECTED
+    assert len(invoker.calls) == 3
+
+
+def test_different_errors_do_not_count_as_a_streak() -> None:
+    answers = iter(["a", "b", "a", "b", "a"])
+
+    def varying(tool: str, envelope: object) -> Observation:
+        return Observation(status="error", error_kind=ErrorKind.NOT_FOUND, message=next(answers))
+
+    decisions: list[ToolCall | FinalAnswer] = [lookup(f"C-{3000 + i}") for i in range(5)]
+    state, _, _, _ = session([*decisions, FinalAnswer(text="x")], invoker=RecordingInvoker(varying))
+
+    assert state.outcome is Outcome.COMPLETED
+
+
+def test_model_failure_ends_with_error_and_keeps_progress() -> None:
+    state, _, store, _ = session([lookup("C-1001")])  # script runs out after one step
+
+    assert state.outcome is Outcome.ERROR
+    assert state.reason is not None and "model failed" in state.reason
+    assert len(state.partial_result()) == 1
+    assert store.load("s1") == state
+
+
+def test_token_budget_stops_before_the_next_model_call() -> None:
+    decisions: list[ToolCall | FinalAnswer] = [lookup(f"C-{4000 + i}") for i in range(10)]
+    state, _, _, _ = session(decisions, limits=Limits(max_tokens=1500))
+
+    assert state.outcome is Outcome.BUDGET_EXHAUSTED
+    assert 0 < len(state.steps) < 10
+
+
+def test_a_session_resumes_from_its_checkpoint() -> None:
+    invoker, store = RecordingInvoker(), MemoryStore()
+    script = [lookup("C-1001"), lookup("C-1002"), FinalAnswer(text="both")]
+    first = Orchestrator(
+        catalog=Catalog(CONTRACTS), model=ScriptedModel(script), invoker=invoker, store=store
+    )
+    first.step(first.start("s9", "two lookups", ALICE))
+    # A new worker picks up the checkpoint; its model continues from step 1.
+    resumed_model = ScriptedModel(script[1:])
+    second = Orchestrator(
+        catalog=Catalog(CONTRACTS), model=resumed_model, invoker=invoker, store=store
+    )
+    checkpoint = store.load("s9")
+    assert checkpoint is not None and len(checkpoint.steps) == 1
+    state = second.run(checkpoint)
+
+    assert state.outcome is Outcome.COMPLETED
+    assert [env["idempotency_key"] for _, env in invoker.calls] == ["s9:0", "s9:1"]
+
+
+def test_model_error_type_is_the_only_escape() -> None:
+    class Broken:
+        model_id = "broken"
+
+        def decide(self, request: ModelRequest) -> ModelTurn:
+            raise ModelError("throttled for good")
+
+    orchestrator = Orchestrator(
+        catalog=Catalog(CONTRACTS), model=Broken(), invoker=RecordingInvoker(), store=MemoryStore()
+    )
+    state = orchestrator.run(orchestrator.start("s", "x", ALICE))
+    assert state.outcome is Outcome.ERROR
+
+
+@pytest.mark.parametrize("max_steps", [1, 2, 15])
+def test_every_session_ends_within_the_step_limit(max_steps: int) -> None:
+    state, _, _, _ = session(
+        [lookup("C-1001"), lookup("C-1002")],
+        repeat_last=True,
+        limits=Limits(max_steps=max_steps, max_repeated_calls=100),
+    )
+    assert state.done
+    assert len(state.steps) <= max_steps
