@@ -17,8 +17,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from pydantic import SecretStr
 from psycopg import sql
+from pydantic import SecretStr
 
 from db.migrate import migrate, seed
 from local.postgres import EmbeddedPostgres
