@@ -33,20 +33,21 @@ def _rejected(message: str, **details: Any) -> Observation:
     )
 
 
-def _depth(value: Any, limit: int) -> int:
-    """Nesting depth of a JSON value, stopping early past `limit`."""
+def _shape_problem(value: Any, limits: Limits) -> str | None:
+    """Nesting deeper or a string longer than the limits allow, found without recursion."""
     stack: list[tuple[Any, int]] = [(value, 1)]
-    deepest = 0
     while stack:
         node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            return deepest
-        children = (
-            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-        )
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
+        if depth > limits.max_argument_depth:
+            return f"arguments nested deeper than {limits.max_argument_depth} levels"
+        if isinstance(node, str) and len(node) > limits.max_string_chars:
+            return f"a string argument is longer than {limits.max_string_chars} characters"
+        if isinstance(node, dict):
+            stack.extend((key, depth) for key in node)
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
+    return None
 
 
 class Catalog:
@@ -85,10 +86,13 @@ class Catalog:
             parsed = json.loads(call.arguments)
         except ValueError as exc:
             return _rejected(f"arguments are not valid JSON: {exc.args[0]}")
+        except RecursionError:
+            return _rejected(f"arguments nested deeper than {limits.max_argument_depth} levels")
         if not isinstance(parsed, dict):
             return _rejected("arguments must be a JSON object")
-        if _depth(parsed, limits.max_argument_depth) > limits.max_argument_depth:
-            return _rejected(f"arguments nested deeper than {limits.max_argument_depth} levels")
+        problem = _shape_problem(parsed, limits)
+        if problem is not None:
+            return _rejected(problem)
         try:
             validated = spec.input.model_validate(parsed)
         except ValidationError as exc:

@@ -21,15 +21,19 @@ class Limits(BaseModel):
         default=3, ge=2, description="The same error this many times in a row stops."
     )
     max_tokens: int | None = Field(default=None, ge=1, description="Input + output tokens.")
-    max_argument_bytes: int = Field(default=16_384, ge=256)
-    max_argument_depth: int = Field(default=8, ge=2)
+    max_argument_bytes: int = Field(default=16_384, ge=256, description="Raw arguments size.")
+    max_argument_depth: int = Field(default=8, ge=2, description="JSON nesting of arguments.")
+    max_string_chars: int = Field(default=4_000, ge=16, description="Any one string argument.")
+    max_observation_chars: int = Field(
+        default=8_000, ge=500, description="A tool result shown to the model; longer is previewed."
+    )
 
 
 def canonical_arguments(raw: str) -> str:
     """Arguments in one spelling (sorted keys, no spaces) so reordered repeats are caught."""
     try:
         parsed: Any = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return raw.strip()
     return json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 

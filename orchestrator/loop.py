@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrator.catalog import Catalog, ValidCall
+from orchestrator.context import exchanges, shown_result
 from orchestrator.limits import Limits
 from orchestrator.ports import (
     Event,
@@ -95,10 +96,18 @@ def plan(state: SessionState, turn: ModelTurn, catalog: Catalog, limits: Limits)
 
 
 def apply(
-    state: SessionState, turn: ModelTurn, observation: Observation | None, *, invoked: bool
+    state: SessionState,
+    turn: ModelTurn,
+    observation: Observation | None,
+    *,
+    invoked: bool,
+    limits: Limits,
 ) -> SessionState:
     """Record one step and update the loop guard; no I/O."""
-    step = Step(index=len(state.steps), turn=turn, observation=observation, invoked=invoked)
+    shown = None if observation is None else shown_result(observation, limits.max_observation_chars)
+    step = Step(
+        index=len(state.steps), turn=turn, observation=observation, shown=shown, invoked=invoked
+    )
     guard = state.guard
     if isinstance(turn.decision, ToolCall) and observation is not None:
         guard = guard.after(
@@ -159,7 +168,7 @@ class Orchestrator:
         request = ModelRequest(
             system=self.system_prompt,
             request=state.request,
-            steps=state.steps,
+            exchanges=exchanges(state.steps),
             tools=self.catalog.visible_to(state.principal),
         )
         try:
@@ -171,14 +180,14 @@ class Orchestrator:
             self._emit(state, "model_proposed", tool=decision.tool, arguments=decision.arguments)
         planned = plan(state, turn, self.catalog, self.limits)
         if isinstance(planned, Finish):
-            recorded = apply(state, turn, None, invoked=False)
+            recorded = apply(state, turn, None, invoked=False, limits=self.limits)
             return self._end(recorded, planned)
         if isinstance(planned, Reject):
             observation = planned.observation
             self._emit(
                 state, "validation_failed", message=observation.message, details=observation.details
             )
-            state = apply(state, turn, observation, invoked=False)
+            state = apply(state, turn, observation, invoked=False, limits=self.limits)
         else:
             observation = self.invoker.invoke(
                 planned.call.spec.name,
@@ -194,7 +203,7 @@ class Orchestrator:
                 tool=planned.call.spec.name,
                 **observation.model_dump(mode="json", exclude_defaults=True),
             )
-            state = apply(state, turn, observation, invoked=True)
+            state = apply(state, turn, observation, invoked=True, limits=self.limits)
         self.store.save(state)
         repeated = state.guard.repeated_error(self.limits)
         if repeated is not None:

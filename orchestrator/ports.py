@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from orchestrator.types import ModelTurn, Observation, SessionState, Step
+from orchestrator.context import Exchange
+from orchestrator.types import ModelTurn, Observation, SessionState
 from tools.kit.contract import ToolSpec
 
 
@@ -16,7 +17,7 @@ class ModelRequest:
 
     system: str
     request: str
-    steps: Sequence[Step]
+    exchanges: Sequence[Exchange]
     tools: Sequence[ToolSpec]
 
 

@@ -96,6 +96,7 @@ class Step(_Frozen):
     index: int
     turn: ModelTurn
     observation: Observation | None = None
+    shown: dict[str, Any] | None = None
     invoked: bool = False
 
 

@@ -44,7 +44,7 @@ def _transient(exc: BaseException) -> bool:
 def _tool_input(arguments: str) -> dict[str, Any]:
     try:
         parsed = json.loads(arguments)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {"unparsable_arguments": arguments}
     return parsed if isinstance(parsed, dict) else {"arguments": parsed}
 
@@ -52,44 +52,16 @@ def _tool_input(arguments: str) -> dict[str, Any]:
 def converse_messages(request: ModelRequest) -> list[dict[str, Any]]:
     """The conversation in Converse form: the request, then each tool call and its result."""
     messages: list[dict[str, Any]] = [{"role": "user", "content": [{"text": request.request}]}]
-    for step in request.steps:
-        decision = step.turn.decision
-        if not isinstance(decision, ToolCall):
-            continue
-        messages.append(
-            {
-                "role": "assistant",
-                "content": [
-                    {
-                        "toolUse": {
-                            "toolUseId": decision.call_id,
-                            "name": decision.tool,
-                            "input": _tool_input(decision.arguments),
-                        }
-                    }
-                ],
-            }
-        )
-        observation = step.observation
-        result = (
-            {}
-            if observation is None
-            else observation.model_dump(mode="json", exclude_defaults=True)
-        )
-        messages.append(
-            {
-                "role": "user",
-                "content": [
-                    {
-                        "toolResult": {
-                            "toolUseId": decision.call_id,
-                            "content": [{"json": result}],
-                            "status": "success" if result.get("status") == "ok" else "error",
-                        }
-                    }
-                ],
-            }
-        )
+    for exchange in request.exchanges:
+        call = exchange.call
+        use = {"toolUseId": call.call_id, "name": call.tool, "input": _tool_input(call.arguments)}
+        result = {
+            "toolUseId": call.call_id,
+            "content": [{"json": exchange.result}],
+            "status": "success" if exchange.result.get("status") == "ok" else "error",
+        }
+        messages.append({"role": "assistant", "content": [{"toolUse": use}]})
+        messages.append({"role": "user", "content": [{"toolResult": result}]})
     return messages
 
 

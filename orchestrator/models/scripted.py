@@ -40,10 +40,9 @@ def estimate_tokens(request: ModelRequest) -> int:
     chars = len(request.system) + len(request.request)
     for spec in request.tools:
         chars += len(spec.name) + len(spec.description) + len(json.dumps(spec.input_schema()))
-    for step in request.steps:
-        chars += len(step.turn.decision.model_dump_json())
-        if step.observation is not None:
-            chars += len(step.observation.model_dump_json(exclude_defaults=True))
+    for exchange in request.exchanges:
+        chars += len(exchange.call.tool) + len(exchange.call.arguments)
+        chars += len(json.dumps(exchange.result, default=str))
     return max(1, chars // 4)
 
 
@@ -88,7 +87,7 @@ class ScriptedModel:
         decision = self._decisions[self._next]
         self._next += 1
         if isinstance(decision, ToolCall):
-            decision = decision.model_copy(update={"call_id": f"call-{len(request.steps)}"})
+            decision = decision.model_copy(update={"call_id": f"call-{len(request.exchanges)}"})
         output = len(decision.model_dump_json()) // 4
         return ModelTurn(
             decision=decision,

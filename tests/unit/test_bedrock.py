@@ -11,9 +11,10 @@ import pytest
 from botocore.config import Config
 from botocore.stub import ANY, Stubber
 
+from orchestrator.context import Exchange, shown_result
 from orchestrator.models.bedrock import BedrockModel
 from orchestrator.ports import ModelError, ModelRequest
-from orchestrator.types import ErrorKind, FinalAnswer, ModelTurn, Observation, Step, ToolCall, Usage
+from orchestrator.types import ErrorKind, FinalAnswer, Observation, ToolCall, Usage
 from tools.registry import CONTRACTS
 
 MODEL = "amazon.nova-lite-v1:0"
@@ -40,15 +41,13 @@ def converse_response(content: list[dict[str, Any]], stop: str = "tool_use") -> 
 
 def request_with_history() -> ModelRequest:
     call = ToolCall(call_id="tu-1", tool="customer_lookup", arguments='{"customer_id": "C-1001"}')
-    step = Step(
-        index=0,
-        turn=ModelTurn(decision=call, usage=Usage()),
-        observation=Observation(
-            status="error", error_kind=ErrorKind.NOT_FOUND, message="no customer C-1001"
-        ),
-        invoked=True,
+    observation = Observation(
+        status="error", error_kind=ErrorKind.NOT_FOUND, message="no customer C-1001"
     )
-    return ModelRequest(system="route", request="find C-1001", steps=(step,), tools=CONTRACTS)
+    exchange = Exchange(call, shown_result(observation, 8000))
+    return ModelRequest(
+        system="route", request="find C-1001", exchanges=(exchange,), tools=CONTRACTS
+    )
 
 
 def test_tool_use_becomes_a_tool_call_and_history_is_sent() -> None:

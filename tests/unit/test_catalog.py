@@ -59,9 +59,21 @@ def test_non_object_arguments_are_rejected(arguments: str) -> None:
 def test_oversized_and_deeply_nested_arguments_are_rejected_before_parsing_models() -> None:
     big = json.dumps({"customer_id": "C-1001", "pad": "x" * 20_000})
     deep = '{"customer_id": "C-1001", "x": ' + "[" * 50 + "]" * 50 + "}"
-    for arguments in (big, deep):
+    long_string = json.dumps({"customer_id": "C-1001", "x": "y" * 5_000})
+    long_key = json.dumps({"k" * 5_000: 1})
+    for arguments in (big, deep, long_string, long_key):
         result = prepare("customer_lookup", arguments)
         assert isinstance(result, Observation) and result.error_kind is ErrorKind.VALIDATION
+
+
+def test_arguments_deeper_than_the_json_parser_can_go_are_rejected() -> None:
+    arguments = "[" * 15_000 + "]" * 15_000
+    result = CATALOG.prepare(
+        ToolCall(call_id="c", tool="customer_lookup", arguments=arguments),
+        ALICE,
+        Limits(max_argument_bytes=100_000),
+    )
+    assert isinstance(result, Observation) and result.error_kind is ErrorKind.VALIDATION
 
 
 def test_past_date_is_rejected() -> None:

@@ -10,7 +10,7 @@ from orchestrator.models.scripted import ScriptedModel
 from orchestrator.ports import ModelError, ModelRequest
 from orchestrator.types import FinalAnswer, ToolCall
 
-EMPTY = ModelRequest(system="s", request="r", steps=(), tools=())
+EMPTY = ModelRequest(system="s", request="r", exchanges=(), tools=())
 
 
 def test_script_file_expands_relative_dates(tmp_path: Path) -> None:

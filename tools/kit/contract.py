@@ -16,6 +16,10 @@ from pydantic import BaseModel, ConfigDict
 Privilege = Literal["SELECT", "INSERT", "UPDATE", "DELETE"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)+$")
+# Identity is injected by code from the authenticated request; the model must not supply it.
+IDENTITY_FIELDS = frozenset(
+    {"principal", "user", "user_id", "tenant", "tenant_id", "scopes", "scope", "role", "roles"}
+)
 
 
 class StrictInput(BaseModel):
@@ -53,6 +57,9 @@ class ToolSpec:
             raise ValueError(f"tool name {self.name!r} must be noun_verb snake_case")
         if self.input.model_config.get("extra") != "forbid":
             raise ValueError(f"{self.name}: Input must forbid extra fields")
+        identity = IDENTITY_FIELDS & set(self.input.model_fields)
+        if identity:
+            raise ValueError(f"{self.name}: Input may not carry identity fields {sorted(identity)}")
         writes_declared = any(p - {"SELECT"} for p in self.db_privileges.values())
         if writes_declared and not self.writes:
             raise ValueError(f"{self.name}: declares write privileges but writes=False")
