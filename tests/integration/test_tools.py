@@ -219,3 +219,26 @@ def test_unreachable_database_is_transient() -> None:
         )  # type: ignore[arg-type]
     )
     assert dead(envelope({"customer_id": "C-1001"}))["error"]["kind"] == "transient"
+
+
+def test_a_bug_in_a_tool_leaks_nothing_to_the_model(database: Database) -> None:
+    from tools.customer_lookup.contract import SPEC
+    from tools.kit.envelope import ToolError
+    from tools.kit.handler import ToolContext
+
+    def broken(ctx: ToolContext, data: Any) -> ToolError:
+        ctx.cur.execute("SELECT secret_column FROM no_such_table")
+        raise AssertionError("unreachable")
+
+    def crashing(ctx: ToolContext, data: Any) -> ToolError:
+        raise RuntimeError(f"password=hunter2 dsn={database.admin_url}")
+
+    settings = database.tool_settings()["customer_lookup"]
+    for run in (broken, crashing):
+        handler = ToolHandler(SPEC, run, settings)
+        error = handler(envelope({"customer_id": "C-1001"}))["error"]
+        handler.db.close()
+        assert error["kind"] == "internal"
+        assert error["details"] == {}
+        for leak in ("SELECT", "no_such_table", "hunter2", "password", "127.0.0.1"):
+            assert leak not in error["message"]
