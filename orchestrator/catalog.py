@@ -102,10 +102,7 @@ class Catalog:
 
 
 def _schema(spec: ToolSpec) -> dict[str, Any]:
-    schema = spec.input_schema()
-    schema.pop("title", None)
-    schema.pop("description", None)
-    return schema
+    return {k: v for k, v in spec.input_schema().items() if k not in {"title", "description"}}
 
 
 def bedrock_tools(specs: Iterable[ToolSpec]) -> list[dict[str, Any]]:

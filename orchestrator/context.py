@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.types import Observation, Step, ToolCall
+
+if TYPE_CHECKING:
+    from orchestrator.ports import ModelRequest
 
 
 @dataclass(frozen=True)
@@ -52,3 +55,14 @@ def exchanges(steps: Sequence[Step]) -> list[Exchange]:
         for step in steps
         if isinstance(step.turn.decision, ToolCall) and step.shown is not None
     ]
+
+
+def estimate_tokens(request: ModelRequest) -> int:
+    """Rough prompt size in tokens: the text a provider would be sent, divided by four."""
+    chars = len(request.system) + len(request.request)
+    for spec in request.tools:
+        chars += len(spec.name) + len(spec.description) + len(json.dumps(spec.input_schema()))
+    for exchange in request.exchanges:
+        chars += len(exchange.call.tool) + len(exchange.call.arguments)
+        chars += len(json.dumps(exchange.result, default=str))
+    return max(1, chars // 4)

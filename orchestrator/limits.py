@@ -21,6 +21,11 @@ class Limits(BaseModel):
         default=3, ge=2, description="The same error this many times in a row stops."
     )
     max_tokens: int | None = Field(default=None, ge=1, description="Input + output tokens.")
+    max_usd: float | None = Field(default=None, gt=0, description="Model spend per session.")
+    max_seconds: float | None = Field(default=None, gt=0, description="Wall clock per session.")
+    tool_attempts: int = Field(default=3, ge=1, le=10, description="Tries of a transient failure.")
+    retry_base_seconds: float = Field(default=0.5, ge=0)
+    retry_max_seconds: float = Field(default=8.0, ge=0)
     max_argument_bytes: int = Field(default=16_384, ge=256, description="Raw arguments size.")
     max_argument_depth: int = Field(default=8, ge=2, description="JSON nesting of arguments.")
     max_string_chars: int = Field(default=4_000, ge=16, description="Any one string argument.")

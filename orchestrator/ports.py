@@ -63,6 +63,7 @@ EventKind = Literal[
     "model_proposed",
     "validation_failed",
     "tool_result",
+    "tool_retry",
     "final",
     "stopped",
 ]

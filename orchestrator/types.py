@@ -98,6 +98,11 @@ class Step(_Frozen):
     observation: Observation | None = None
     shown: dict[str, Any] | None = None
     invoked: bool = False
+    attempts: int = 0
+    synthesis: ModelTurn | None = None
+
+
+Budget = Literal["tokens", "usd", "wall_clock"]
 
 
 class Outcome(StrEnum):
@@ -118,8 +123,13 @@ class SessionState(_Frozen):
     principal: Principal
     steps: tuple[Step, ...] = ()
     usage: Usage = Usage()
+    usage_by_model: dict[str, Usage] = Field(default_factory=dict)
+    cost_usd: float = 0.0
+    retries: int = 0
+    started_at: float = 0.0
     guard: LoopGuard = LoopGuard()
     outcome: Outcome | None = None
+    exhausted: Budget | None = None
     reason: str | None = None
     answer: str | None = None
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from orchestrator.context import estimate_tokens
 from orchestrator.ports import ModelError, ModelRequest
 from orchestrator.types import Decision, FinalAnswer, ModelTurn, ToolCall, Usage
 
@@ -33,17 +34,6 @@ _TODAY = re.compile(r"\{today([+-]\d+)?\}")
 def _expand(text: str) -> str:
     today = dt.datetime.now(dt.UTC).date()
     return _TODAY.sub(lambda m: (today + dt.timedelta(days=int(m.group(1) or 0))).isoformat(), text)
-
-
-def estimate_tokens(request: ModelRequest) -> int:
-    """Rough prompt size in tokens: the text a provider would be sent, divided by four."""
-    chars = len(request.system) + len(request.request)
-    for spec in request.tools:
-        chars += len(spec.name) + len(spec.description) + len(json.dumps(spec.input_schema()))
-    for exchange in request.exchanges:
-        chars += len(exchange.call.tool) + len(exchange.call.arguments)
-        chars += len(json.dumps(exchange.result, default=str))
-    return max(1, chars // 4)
 
 
 class ScriptedModel:

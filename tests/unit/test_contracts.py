@@ -18,7 +18,11 @@ def test_a_contract_with_an_identity_field_is_refused() -> None:
 
     with pytest.raises(ValueError, match="identity"):
         ToolSpec(
-            name="thing_get", description="d", input=Smuggling, output=ToolOutput, scopes=frozenset()
+            name="thing_get",
+            description="d",
+            input=Smuggling,
+            output=ToolOutput,
+            scopes=frozenset(),
         )
 
 

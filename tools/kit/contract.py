@@ -6,6 +6,7 @@ and the CDK app can all read it without pulling in database drivers or AWS SDKs.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -70,5 +71,10 @@ class ToolSpec:
         return f"lockgate_{self.name}"
 
     def input_schema(self) -> dict[str, Any]:
-        """JSON Schema of the input, as shown to the model."""
-        return self.input.model_json_schema()
+        """JSON Schema of the input, as shown to the model (computed once; do not mutate)."""
+        return _schema_of(self.input)
+
+
+@functools.cache
+def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()

@@ -1,0 +1,53 @@
+"""What model calls cost: a price table (USD per million tokens) from configuration."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.types import Usage
+
+
+class Price(BaseModel):
+    """USD per million input and output tokens."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
+# On-demand list prices per million tokens; override them in configuration for your region.
+DEFAULT_PRICES: dict[str, Price] = {
+    "amazon.nova-micro-v1:0": Price(input_per_mtok=0.035, output_per_mtok=0.14),
+    "amazon.nova-lite-v1:0": Price(input_per_mtok=0.06, output_per_mtok=0.24),
+    "amazon.nova-pro-v1:0": Price(input_per_mtok=0.80, output_per_mtok=3.20),
+    "anthropic.claude-3-5-haiku-20241022-v1:0": Price(input_per_mtok=0.80, output_per_mtok=4.00),
+    "anthropic.claude-sonnet-4-20250514-v1:0": Price(input_per_mtok=3.00, output_per_mtok=15.00),
+}
+
+
+class PriceTable(BaseModel):
+    """Prices by model id. Scripted models are free; an unknown model uses `fallback`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prices: dict[str, Price] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    fallback: Price = Price(input_per_mtok=3.00, output_per_mtok=15.00)
+
+    def price(self, model_id: str) -> Price:
+        """The price of `model_id` (cross-region prefixes like `eu.` are ignored)."""
+        if model_id.startswith("scripted:"):
+            return Price(input_per_mtok=0, output_per_mtok=0)
+        bare = (
+            model_id.split(".", 1)[1]
+            if model_id.split(".", 1)[0] in {"us", "eu", "apac", "global"}
+            else model_id
+        )
+        return self.prices.get(model_id) or self.prices.get(bare) or self.fallback
+
+    def cost(self, model_id: str, usage: Usage) -> float:
+        """USD for one call."""
+        price = self.price(model_id)
+        return (
+            usage.input_tokens * price.input_per_mtok + usage.output_tokens * price.output_per_mtok
+        ) / 1e6
