@@ -53,7 +53,8 @@ def migrate(
             )
             applied.append(path.stem)
         for spec in specs:
-            _sync_role(conn, spec, (passwords or {}).get(spec.db_role))
+            if spec.needs_database:
+                _sync_role(conn, spec, (passwords or {}).get(spec.db_role))
     return applied
 
 

@@ -15,6 +15,7 @@ import psycopg
 from local.stack import database_server, home, provision
 from local.trace import TracePrinter
 from local.users import LOCAL_USERS
+from local.weather import weather_service
 from orchestrator.catalog import EXPORTS, Catalog
 from orchestrator.invokers.in_process import InProcessInvoker
 from orchestrator.limits import Limits
@@ -55,7 +56,14 @@ def load_model(spec: str) -> Model:
 
 
 def run_session(
-    request: str, model: Model, user: str, limits: Limits, *, as_json: bool, out: TextIO
+    request: str,
+    model: Model,
+    user: str,
+    limits: Limits,
+    *,
+    as_json: bool,
+    out: TextIO,
+    synthesizer: Model | None = None,
 ) -> SessionState:
     """Run one session on the local stack, printing the trace as it happens."""
     principal = LOCAL_USERS.get(user)
@@ -68,8 +76,8 @@ def run_session(
             "model is called; tools, validation and the database are real.",
             file=sys.stderr if as_json else out,
         )
-    with database_server() as admin_url:
-        invoker = InProcessInvoker(provision(admin_url))
+    with database_server() as admin_url, weather_service() as weather_url:
+        invoker = InProcessInvoker(provision(admin_url, upstream_url=weather_url))
         try:
             orchestrator = Orchestrator(
                 catalog=Catalog(CONTRACTS),
@@ -78,6 +86,7 @@ def run_session(
                 store=MemoryStore(),
                 events=printer,
                 limits=limits,
+                synthesizer=synthesizer,
             )
             state = orchestrator.run(orchestrator.start(uuid.uuid4().hex, request, principal))
         finally:
@@ -104,7 +113,12 @@ def _show_bookings(admin_url: str, out: TextIO) -> None:
 
 
 def _limits(args: argparse.Namespace) -> Limits:
-    return Limits(max_steps=args.max_steps)
+    return Limits(
+        max_steps=args.max_steps,
+        max_tokens=getattr(args, "max_tokens", None),
+        max_usd=getattr(args, "max_usd", None),
+        max_seconds=getattr(args, "max_seconds", None),
+    )
 
 
 def _db(action: str, out: TextIO) -> None:
@@ -136,7 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", default=f"scripted:{DEMO_SCRIPT}", help="scripted:FILE or bedrock:MODEL_ID"
     )
     run.add_argument("--user", default="alice", help=f"local user: {', '.join(LOCAL_USERS)}")
+    run.add_argument(
+        "--synthesizer", help="optional model that writes the final answer (bedrock:MODEL_ID)"
+    )
     run.add_argument("--max-steps", type=int, default=15)
+    run.add_argument("--max-tokens", type=int, help="token budget (input + output)")
+    run.add_argument("--max-usd", type=float, help="model spend budget in USD")
+    run.add_argument("--max-seconds", type=float, help="wall clock budget")
     run.add_argument("--json", action="store_true", help="print the session as JSON")
 
     tools = sub.add_parser("tools", help="list the tool catalog with JSON schemas")
@@ -172,11 +192,21 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
         if args.command == "db":
             _db(args.action, out)
             return 0
+        synthesizer = None
         if args.command == "demo":
             request, model, user = DEMO_REQUEST, load_model(f"scripted:{DEMO_SCRIPT}"), "alice"
         else:
             request, model, user = args.request, load_model(args.model), args.user
-        state = run_session(request, model, user, _limits(args), as_json=args.json, out=out)
+            synthesizer = load_model(args.synthesizer) if args.synthesizer else None
+        state = run_session(
+            request,
+            model,
+            user,
+            _limits(args),
+            as_json=args.json,
+            out=out,
+            synthesizer=synthesizer,
+        )
     except UsageError as exc:
         print(f"lockgate: {exc}", file=sys.stderr)
         return 2

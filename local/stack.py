@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,18 +60,34 @@ def role_url(admin_url: str, role: str, password: str) -> str:
     return make_conninfo(**params)
 
 
-def provision(
-    admin_url: str, *, specs: tuple[ToolSpec, ...] = CONTRACTS, with_demo_data: bool = True
+def tool_settings(
+    admin_url: str,
+    passwords: Mapping[str, str],
+    upstream_url: str | None,
+    specs: tuple[ToolSpec, ...] = CONTRACTS,
 ) -> dict[str, ToolSettings]:
-    """Migrate, give every tool role a fresh password, load demo data; return each tool's settings."""
-    passwords = {spec.db_role: secrets.token_urlsafe(24) for spec in specs}
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        migrate(conn, specs, passwords)
-        if with_demo_data:
-            seed(conn)
+    """Each tool's settings: its own database role, or the local upstream for HTTP tools."""
     return {
         spec.name: ToolSettings(
             db_dsn=SecretStr(role_url(admin_url, spec.db_role, passwords[spec.db_role]))
         )
+        if spec.needs_database
+        else ToolSettings(upstream_url=upstream_url)
         for spec in specs
     }
+
+
+def provision(
+    admin_url: str,
+    *,
+    upstream_url: str | None = None,
+    specs: tuple[ToolSpec, ...] = CONTRACTS,
+    with_demo_data: bool = True,
+) -> dict[str, ToolSettings]:
+    """Migrate, give every tool role a fresh password, load demo data; return each tool's settings."""
+    passwords = {spec.db_role: secrets.token_urlsafe(24) for spec in specs if spec.needs_database}
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        migrate(conn, specs, passwords)
+        if with_demo_data:
+            seed(conn)
+    return tool_settings(admin_url, passwords, upstream_url, specs)

@@ -47,6 +47,11 @@ class TracePrinter:
                 self._line(
                     f"         {d['tool']} {d.get('error_kind')}: {_short(d.get('message'))}"
                 )
+        elif event.kind == "tool_retry":
+            self._line(
+                f"         {d['tool']} attempt {d['attempt']} failed ({_short(d.get('message'))}); "
+                f"retrying in {d['delay_seconds']:.2f} s"
+            )
         elif event.kind == "final":
             self._line(f"final answer: {d['answer']}")
             self._summary(d)
@@ -57,5 +62,12 @@ class TracePrinter:
     def _summary(self, d: dict[str, Any]) -> None:
         self._line(
             f"outcome {d['outcome']} · {d['steps']} steps · "
-            f"{d['input_tokens']} input + {d['output_tokens']} output tokens"
+            f"{d['input_tokens']} input + {d['output_tokens']} output tokens · "
+            f"${d['cost_usd']:.6f} · {d['retries']} retries"
         )
+        by_model = d.get("usage_by_model", {})
+        if len(by_model) > 1:
+            for model, usage in by_model.items():
+                self._line(
+                    f"  {model}: {usage['input_tokens']} input + {usage['output_tokens']} output tokens"
+                )

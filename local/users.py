@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from orchestrator.types import Principal
 
-ALL_SCOPES = frozenset({"customers:read", "customers:write", "bookings:write"})
+ALL_SCOPES = frozenset({"customers:read", "customers:write", "bookings:write", "weather:read"})
 
 LOCAL_USERS: dict[str, Principal] = {
     "alice": Principal(user_id="alice", tenant_id="acme", scopes=ALL_SCOPES),
-    "bob": Principal(user_id="bob", tenant_id="acme", scopes=frozenset({"customers:read"})),
+    "bob": Principal(
+        user_id="bob", tenant_id="acme", scopes=frozenset({"customers:read", "weather:read"})
+    ),
     "carol": Principal(user_id="carol", tenant_id="globex", scopes=ALL_SCOPES),
 }

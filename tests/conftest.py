@@ -18,11 +18,11 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
-from pydantic import SecretStr
 
 from db.migrate import migrate, seed
 from local.postgres import EmbeddedPostgres
-from local.stack import role_url
+from local.stack import role_url, tool_settings
+from local.weather import weather_service
 from tools.kit.contract import ToolSpec
 from tools.kit.settings import ToolSettings
 from tools.registry import CONTRACTS
@@ -69,7 +69,7 @@ class Template:
 @pytest.fixture(scope="session")
 def template_db(pg_server: Server) -> Iterator[Template]:
     name = f"lockgate_tmpl_{secrets.token_hex(4)}"
-    passwords = {spec.db_role: secrets.token_urlsafe(18) for spec in CONTRACTS}
+    passwords = {s.db_role: secrets.token_urlsafe(18) for s in CONTRACTS if s.needs_database}
     with psycopg.connect(pg_server.url("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     with psycopg.connect(pg_server.url(name), autocommit=True) as conn:
@@ -86,12 +86,13 @@ class Database:
 
     admin_url: str
     passwords: dict[str, str]
+    weather_url: str
 
     def role_url(self, spec: ToolSpec) -> str:
         return role_url(self.admin_url, spec.db_role, self.passwords[spec.db_role])
 
     def tool_settings(self) -> dict[str, ToolSettings]:
-        return {s.name: ToolSettings(db_dsn=SecretStr(self.role_url(s))) for s in CONTRACTS}
+        return tool_settings(self.admin_url, self.passwords, self.weather_url)
 
     def rows(self, query: str, *params: object) -> list[tuple[object, ...]]:
         """Run a query as the superuser (sees every tenant) and return all rows."""
@@ -99,8 +100,14 @@ class Database:
             return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
 
 
+@pytest.fixture(scope="session")
+def weather_url() -> Iterator[str]:
+    with weather_service() as url:
+        yield url
+
+
 @pytest.fixture
-def database(pg_server: Server, template_db: Template) -> Iterator[Database]:
+def database(pg_server: Server, template_db: Template, weather_url: str) -> Iterator[Database]:
     name = f"lockgate_t_{secrets.token_hex(6)}"
     with psycopg.connect(pg_server.url("postgres"), autocommit=True) as conn:
         conn.execute(
@@ -108,6 +115,6 @@ def database(pg_server: Server, template_db: Template) -> Iterator[Database]:
                 sql.Identifier(name), sql.Identifier(template_db.name)
             )
         )
-    yield Database(pg_server.url(name), template_db.passwords)
+    yield Database(pg_server.url(name), template_db.passwords, weather_url)
     with psycopg.connect(pg_server.url("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

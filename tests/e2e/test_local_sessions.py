@@ -63,11 +63,11 @@ def test_demo_books_a_flight_after_a_validation_round_trip(
     assert rejected.observation.error_kind is ErrorKind.VALIDATION
     assert {e["field"] for e in rejected.observation.details["errors"]} == {"origin", "destination"}
     assert booked.observation is not None and booked.observation.status == "ok"
-    in_30_days = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=30)
+    in_10_days = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=10)
     assert database.rows(
         "SELECT b.customer_id, b.cabin, b.booked_by, f.flight_no, f.origin, f.destination, f.departs_at::date"
         " FROM bookings b JOIN flights f ON f.id = b.flight_id"
-    ) == [("C-1001", "business", "alice", "LG100", "CDG", "JFK", in_30_days)]
+    ) == [("C-1001", "business", "alice", "LG100", "CDG", "JFK", in_10_days)]
 
 
 def test_step_limit_stops_a_real_session(invoker: InProcessInvoker, database: Database) -> None:
@@ -194,7 +194,7 @@ def test_cli_run_prints_json_and_writes_the_booking(cli_database: Database) -> N
     document = json.loads(out.getvalue())
     assert code == 0
     assert document["outcome"] == "completed"
-    assert len(document["steps"]) == 4
+    assert len(document["steps"]) == 5
     assert cli_database.rows("SELECT count(*) FROM bookings WHERE customer_id = 'C-1001'") == [(1,)]
 
 

@@ -157,6 +157,7 @@ VALID = {
     "customer_lookup": {"customer_id": "C-1001"},
     "customer_update": {"customer_id": "C-1001", "tier": "silver"},
     "flight_book": {"customer_id": "C-1001", "origin": "CDG", "destination": "JFK", "date": FUTURE},
+    "weather_lookup": {"airport": "JFK", "date": FUTURE},
 }
 
 

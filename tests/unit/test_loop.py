@@ -94,7 +94,7 @@ def test_unknown_tool_lists_available_tools() -> None:
 
     observation = state.steps[0].observation
     assert observation is not None and observation.error_kind is ErrorKind.VALIDATION
-    assert observation.details["available"] == ["customer_lookup", "customer_update", "flight_book"]
+    assert observation.details["available"] == [s.name for s in CONTRACTS]
     assert invoker.calls == []
 
 

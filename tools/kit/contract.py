@@ -66,6 +66,11 @@ class ToolSpec:
             raise ValueError(f"{self.name}: declares write privileges but writes=False")
 
     @property
+    def needs_database(self) -> bool:
+        """True when the tool touches PostgreSQL (and so gets a role, a secret and a VPC)."""
+        return bool(self.db_privileges) or self.writes
+
+    @property
     def db_role(self) -> str:
         """The PostgreSQL role this tool's handler connects as."""
         return f"lockgate_{self.name}"

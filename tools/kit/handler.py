@@ -49,11 +49,20 @@ _TRANSIENT_SQLSTATES = (
 
 @dataclass(frozen=True)
 class ToolContext:
-    """What a tool function receives besides its input: trusted values and its transaction."""
+    """What a tool function receives besides its input: trusted values, its settings and,
+    for tools that declare database privileges, its transaction."""
 
     principal: Principal
     idempotency_key: str
-    cur: psycopg.Cursor[Any]
+    settings: ToolSettings
+    _cur: psycopg.Cursor[Any] | None = None
+
+    @property
+    def cur(self) -> psycopg.Cursor[Any]:
+        """The tool's transaction (only for tools that declare database privileges)."""
+        if self._cur is None:
+            raise RuntimeError("this tool declares no database privileges")
+        return self._cur
 
 
 class _Abort(Exception):
@@ -100,7 +109,7 @@ class ToolHandler(Generic[InputT, OutputT]):
     def db(self) -> ToolDatabase:
         """The tool's database, created on first use (cold start) and kept while warm."""
         if self._db is None:
-            self._db = ToolDatabase(self._settings or ToolSettings.from_env())
+            self._db = ToolDatabase(self.settings)
         return self._db
 
     def __call__(self, event: Mapping[str, Any], context: object = None) -> dict[str, Any]:
@@ -142,14 +151,27 @@ class ToolHandler(Generic[InputT, OutputT]):
             logger.exception("tool failed", extra={"tool": self.spec.name})
             return _error(ErrorKind.INTERNAL, f"{self.spec.name} failed unexpectedly")
 
+    @property
+    def settings(self) -> ToolSettings:
+        """The settings this handler runs with (explicit, or the Lambda environment)."""
+        if self._settings is None:
+            self._settings = ToolSettings.from_env()
+        return self._settings
+
     def _execute(self, envelope: Envelope, data: InputT) -> ToolResponse:
+        if not self.spec.needs_database:
+            ctx = ToolContext(envelope.principal, envelope.idempotency_key, self.settings)
+            result = self._run(ctx, data)
+            if isinstance(result, ToolError):
+                return ErrorResponse(error=result)
+            return OkResponse(output=result.model_dump(mode="json"))
         request_hash = _request_hash(envelope.principal, data.model_dump(mode="json"))
         with self.db.transaction(envelope.principal) as cur:
             if self.spec.writes:
                 replay = self._claim(cur, envelope.idempotency_key, request_hash)
                 if replay is not None:
                     return replay
-            ctx = ToolContext(envelope.principal, envelope.idempotency_key, cur)
+            ctx = ToolContext(envelope.principal, envelope.idempotency_key, self.settings, cur)
             result = self._run(ctx, data)
             if isinstance(result, ToolError):
                 raise _Abort(result)

@@ -11,7 +11,8 @@ class ToolSettings(BaseSettings):
 
     In Lambda: `LOCKGATE_DB_SECRET_ID` names the tool's own Secrets Manager secret
     (RDS JSON shape: host, port, dbname, username, password). Outside AWS a tool may be given
-    a connection string for its own role instead (`LOCKGATE_TOOL_DB_DSN`).
+    a connection string for its own role instead (`LOCKGATE_TOOL_DB_DSN`). Tools that call an
+    HTTP API read its base URL from `LOCKGATE_UPSTREAM_URL`.
     """
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
@@ -20,6 +21,8 @@ class ToolSettings(BaseSettings):
     db_dsn: SecretStr | None = None
     secret_max_age_seconds: int = 300
     connect_timeout_seconds: int = 5
+    upstream_url: str | None = None
+    upstream_timeout_seconds: float = 3.0
 
     @classmethod
     def from_env(cls) -> ToolSettings:
@@ -32,6 +35,13 @@ class _EnvToolSettings(BaseSettings):
 
     db_secret_id: str | None = None
     tool_db_dsn: SecretStr | None = None
+    upstream_url: str | None = None
+    upstream_timeout_seconds: float = 3.0
 
     def as_settings(self) -> ToolSettings:
-        return ToolSettings(db_secret_id=self.db_secret_id, db_dsn=self.tool_db_dsn)
+        return ToolSettings(
+            db_secret_id=self.db_secret_id,
+            db_dsn=self.tool_db_dsn,
+            upstream_url=self.upstream_url,
+            upstream_timeout_seconds=self.upstream_timeout_seconds,
+        )
