@@ -2,6 +2,11 @@
 
 A tool result is rendered once, when its step is applied, into a size-capped JSON value;
 the model sees that value inside its provider's tool-result block, never as instructions.
+
+The prompt must not grow without bound. The system prompt and catalog stay fixed; the most
+recent steps are shown verbatim; older results are replaced by a short preview that points
+back to the step (`ref`), whose full result stays in the checkpointed session state. Both
+forms are computed once per step, so building the prompt never re-renders history.
 """
 
 from __future__ import annotations
@@ -48,13 +53,35 @@ def shown_result(observation: Observation, max_chars: int) -> dict[str, Any]:
     }
 
 
-def exchanges(steps: Sequence[Step]) -> list[Exchange]:
-    """The tool calls so far with their shown results (final answers end sessions)."""
-    return [
-        Exchange(step.turn.decision, step.shown)
-        for step in steps
-        if isinstance(step.turn.decision, ToolCall) and step.shown is not None
-    ]
+def compact_result(shown: dict[str, Any], index: int, max_chars: int) -> dict[str, Any]:
+    """An older result reduced to what the model needs to remember it by."""
+    if shown.get("status") == "error":
+        message = str(shown.get("message") or "")
+        return {
+            "status": "error",
+            "error_kind": shown.get("error_kind"),
+            "message": message[:max_chars],
+        }
+    text = json.dumps(shown.get("output", shown.get("preview")), default=str, ensure_ascii=False)
+    if len(text) <= max_chars:
+        return shown
+    return {"status": "ok", "ref": f"step {index + 1}", "preview": text[:max_chars] + "..."}
+
+
+def exchanges(steps: Sequence[Step], keep_recent: int | None = None) -> list[Exchange]:
+    """The tool calls so far with their shown results (final answers end sessions).
+
+    With `keep_recent`, only that many latest steps keep their full result; older ones show
+    their compact form. None shows everything verbatim (append-all).
+    """
+    cutoff = 0 if keep_recent is None else len(steps) - keep_recent
+    shown: list[Exchange] = []
+    for step in steps:
+        if not isinstance(step.turn.decision, ToolCall) or step.shown is None:
+            continue
+        older = step.index < cutoff and step.compact is not None
+        shown.append(Exchange(step.turn.decision, step.compact if older else step.shown))  # type: ignore[arg-type]  # checked just above
+    return shown
 
 
 def estimate_tokens(request: ModelRequest) -> int:

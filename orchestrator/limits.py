@@ -32,6 +32,12 @@ class Limits(BaseModel):
     max_observation_chars: int = Field(
         default=8_000, ge=500, description="A tool result shown to the model; longer is previewed."
     )
+    keep_recent_steps: int | None = Field(
+        default=2, ge=1, description="Steps shown verbatim; older results are compacted. None: all."
+    )
+    compact_result_chars: int = Field(
+        default=160, ge=40, description="Preview length of a compacted older result."
+    )
 
 
 def canonical_arguments(raw: str) -> str:

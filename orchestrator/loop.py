@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.catalog import Catalog, ValidCall
-from orchestrator.context import estimate_tokens, exchanges, shown_result
+from orchestrator.context import compact_result, estimate_tokens, exchanges, shown_result
 from orchestrator.limits import Limits
 from orchestrator.ports import (
     Event,
@@ -169,12 +169,15 @@ def apply(
     attempts: int = 0,
 ) -> SessionState:
     """Record one step, its usage and cost, and update the loop guard; no I/O."""
+    index = len(state.steps)
     shown = None if observation is None else shown_result(observation, limits.max_observation_chars)
+    compact = None if shown is None else compact_result(shown, index, limits.compact_result_chars)
     step = Step(
-        index=len(state.steps),
+        index=index,
         turn=turn,
         observation=observation,
         shown=shown,
+        compact=compact,
         invoked=invoked,
         attempts=attempts,
     )
@@ -282,7 +285,7 @@ class Orchestrator:
         request = ModelRequest(
             system=self.system_prompt,
             request=state.request,
-            exchanges=exchanges(state.steps),
+            exchanges=exchanges(state.steps, self.limits.keep_recent_steps),
             tools=self.catalog.visible_to(state.principal),
         )
         stop = self._affordable(state, self.model, request)

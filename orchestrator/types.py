@@ -97,6 +97,7 @@ class Step(_Frozen):
     turn: ModelTurn
     observation: Observation | None = None
     shown: dict[str, Any] | None = None
+    compact: dict[str, Any] | None = None
     invoked: bool = False
     attempts: int = 0
     synthesis: ModelTurn | None = None
