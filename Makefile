@@ -11,12 +11,13 @@ export UV_COMPILE_BYTECODE := 1
 export UV_PYTHON_DOWNLOADS := never
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: help install demo test lint typecheck unit bench clean
+.PHONY: help install demo test lint typecheck bench synth deploy clean
 
 help:
 	@echo "make demo   install everything and run the demo on the embedded local PostgreSQL"
 	@echo "make test   every gate: ruff, mypy, import contracts, pytest (unit, integration, infra, e2e)"
 	@echo "make bench  benchmarks (results in bench/results)"
+	@echo "make synth  install the pinned CDK CLI and synthesize every stack (no Docker needed)"
 
 $(UV):
 	python3 -m venv .tools
@@ -42,5 +43,12 @@ typecheck: install
 test: lint typecheck
 	$(BIN)/pytest
 
+node_modules/.bin/cdk: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+synth: install node_modules/.bin/cdk
+	npx cdk synth --quiet
+
 clean:
-	rm -rf .tools $(VENV) .lockgate cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .tools $(VENV) .lockgate cdk.out node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,98 @@
+"""The stateless tools stack: one ToolFunction per contract, and the one role that may call them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.config import FunctionConfig
+from infra.constructs.tool_function import DatabaseAccess, ToolFunction, ToolFunctionProps, pascal
+from tools.kit.contract import ToolSpec
+
+
+@dataclass(frozen=True)
+class ToolsStackProps:
+    """What the tools stack is built from: the registry and the data stack's outputs."""
+
+    specs: Sequence[ToolSpec]
+    tool_code: Callable[[ToolSpec], lambda_.Code]
+    layers: Sequence[Callable[[], lambda_.Code]]
+    runtime: lambda_.Runtime
+    architecture: lambda_.Architecture
+    secrets: Mapping[str, secretsmanager.ISecret]
+    database: DatabaseAccess
+    function: FunctionConfig
+    log_retention: logs.RetentionDays
+    upstream_urls: Mapping[str, str]
+
+
+class ToolsStack(Stack):
+    """Tool functions, plus the orchestrator's role: the only principal allowed to invoke them.
+
+    The role lives here, not in the API stack, so that each tool's resource policy can name it
+    without a reference cycle; the API stack adds the orchestrator's own logs and models.
+    """
+
+    def __init__(
+        self, scope: Construct, id: str, *, props: ToolsStackProps, description: str
+    ) -> None:
+        super().__init__(scope, id, description=description)
+        self.orchestrator_role = iam.Role(
+            self,
+            "OrchestratorRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Lockgate orchestrator: invokes the registered tools and Bedrock models",
+        )
+        layers = [
+            lambda_.LayerVersion(
+                self,
+                f"Layer{index}",
+                code=layer_code(),
+                compatible_runtimes=[props.runtime],
+                compatible_architectures=[props.architecture],
+            )
+            for index, layer_code in enumerate(props.layers)
+        ]
+        self.tools: dict[str, ToolFunction] = {}
+        for spec in props.specs:
+            self.tools[spec.name] = ToolFunction(
+                self,
+                pascal(spec.name),
+                spec=spec,
+                props=ToolFunctionProps(
+                    code=props.tool_code(spec),
+                    layers=layers,
+                    runtime=props.runtime,
+                    architecture=props.architecture,
+                    secret=props.secrets.get(spec.name),
+                    invoker=self.orchestrator_role,
+                    database=props.database,
+                    memory_mb=props.function.memory_mb,
+                    timeout=Duration.seconds(props.function.timeout_seconds),
+                    log_retention=props.log_retention,
+                    environment=(
+                        {"LOCKGATE_UPSTREAM_URL": props.upstream_urls[spec.name]}
+                        if spec.name in props.upstream_urls
+                        else {}
+                    ),
+                ),
+            )
+        iam.Policy(
+            self,
+            "OrchestratorInvokesTools",
+            roles=[self.orchestrator_role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="InvokeRegisteredTools",
+                    actions=["lambda:InvokeFunction"],
+                    resources=[t.function.function_arn for t in self.tools.values()],
+                )
+            ],
+        )

@@ -1,0 +1,134 @@
+"""The one place the stacks are wired together (used by app.py and the infra tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from aws_cdk import App, Validations
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from cdk_nag import AwsSolutionsChecks
+
+from infra.bundling import (
+    CORE_PACKAGES,
+    MIGRATION_SOURCES,
+    ORCHESTRATOR_PACKAGES,
+    ORCHESTRATOR_SOURCES,
+    POSTGRES_PACKAGES,
+    Bundler,
+    LambdaPlatform,
+    tool_sources,
+)
+from infra.config import LockgateConfig
+from infra.stacks.api import ApiStack, ApiStackProps
+from infra.stacks.data import DataStack, DataStackProps
+from infra.stacks.tools import ToolsStack, ToolsStackProps
+from tools.kit.contract import ToolSpec
+from tools.registry import CONTRACTS
+
+# The newest Python runtime aws-cdk-lib knows, on Graviton.
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ARCHITECTURE = lambda_.Architecture.ARM_64
+PLATFORM = LambdaPlatform(runtime=RUNTIME, architecture=ARCHITECTURE)
+
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+}
+
+
+@dataclass(frozen=True)
+class Lockgate:
+    """The deployed application: three stacks, deployed in this order."""
+
+    data: DataStack
+    tools: ToolsStack
+    api: ApiStack
+
+
+def build(app: App, config: LockgateConfig, specs: Sequence[ToolSpec] = CONTRACTS) -> Lockgate:
+    """Create the data, tools and API stacks for these tool contracts."""
+    unknown = set(config.tool_upstream_urls) - {s.name for s in specs}
+    if unknown:
+        raise ValueError(f"tool_upstream_urls names unknown tools: {sorted(unknown)}")
+    bundler = Bundler(PLATFORM)
+    # A layer version belongs to one stack, so each stack builds its own from the same asset.
+    core = partial(bundler.layer_code, CORE_PACKAGES)
+    postgres = partial(bundler.layer_code, POSTGRES_PACKAGES)
+    retention = _RETENTION[config.log_retention_days]
+    prefix = config.stack_prefix
+
+    data = DataStack(
+        app,
+        f"{prefix}Data",
+        description="Lockgate data: VPC, PostgreSQL, tool secrets, migrations (stateful)",
+        props=DataStackProps(
+            specs=specs,
+            database=config.database,
+            migration_function=config.migration_function,
+            migration_code=bundler.function_code(MIGRATION_SOURCES),
+            layers=(core, postgres),
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            log_retention=retention,
+        ),
+    )
+    tools = ToolsStack(
+        app,
+        f"{prefix}Tools",
+        description="Lockgate tools: one Lambda, role and log group per tool contract",
+        props=ToolsStackProps(
+            specs=specs,
+            tool_code=lambda spec: bundler.function_code(tool_sources(spec.name)),
+            layers=(core, postgres),
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            secrets=data.tool_secrets,
+            database=data.database_access,
+            function=config.tool_function,
+            log_retention=retention,
+            upstream_urls=config.tool_upstream_urls,
+        ),
+    )
+    api = ApiStack(
+        app,
+        f"{prefix}Api",
+        description="Lockgate API: Cognito, REST API, orchestrator",
+        props=ApiStackProps(
+            specs=specs,
+            orchestrator_role=tools.orchestrator_role,
+            tool_functions={name: tool.function for name, tool in tools.tools.items()},
+            code=bundler.function_code(ORCHESTRATOR_SOURCES, ORCHESTRATOR_PACKAGES),
+            layers=(core,),
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            api=config.api,
+            models=config.models,
+            function=config.orchestrator_function,
+            max_steps=config.max_steps,
+            log_retention=retention,
+        ),
+    )
+    return Lockgate(data=data, tools=tools, api=api)
+
+
+def add_checks(app: App) -> None:
+    """Run cdk-nag's AWS Solutions rules on every synth; a finding fails the synth."""
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))

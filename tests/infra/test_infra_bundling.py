@@ -1,0 +1,108 @@
+"""What goes into each asset, decided without building anything."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from packaging.markers import Marker
+from packaging.utils import canonicalize_name
+
+from infra.bundling import (
+    CORE_PACKAGES,
+    MIGRATION_SOURCES,
+    ORCHESTRATOR_PACKAGES,
+    ORCHESTRATOR_SOURCES,
+    POSTGRES_PACKAGES,
+    RUNTIME_PROVIDED,
+    Bundler,
+    tool_sources,
+)
+from infra.wiring import PLATFORM
+from tools.registry import CONTRACTS
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = {
+    "python_version": PLATFORM.python_version,
+    "python_full_version": f"{PLATFORM.python_version}.0",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "aarch64",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "os_name": "posix",
+}
+
+
+def _closure(roots: tuple[str, ...]) -> set[str]:
+    """Every package uv.lock says the roots need on the Lambda runtime, minus what it ships."""
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    packages = {canonicalize_name(p["name"]): p for p in lock["package"]}
+    seen: set[str] = set()
+    stack = [canonicalize_name(r) for r in roots]
+    while stack:
+        name = stack.pop()
+        if name in seen or name in RUNTIME_PROVIDED:
+            continue
+        seen.add(name)
+        package = packages[name]
+        deps = list(package.get("dependencies", []))
+        if name == "psycopg":  # we install psycopg[binary]
+            deps += package["optional-dependencies"]["binary"]
+        for dep in deps:
+            marker = dep.get("marker")
+            if marker is None or Marker(marker).evaluate(TARGET):
+                stack.append(canonicalize_name(dep["name"]))
+    return seen
+
+
+def test_pinned_package_lists_are_closed_under_the_lock() -> None:
+    assert set(CORE_PACKAGES) == _closure(
+        ("aws-lambda-powertools", "pydantic", "pydantic-settings")
+    )
+    assert set(POSTGRES_PACKAGES) == _closure(("psycopg",)) - set(CORE_PACKAGES)
+    assert set(ORCHESTRATOR_PACKAGES) == _closure(("tenacity",)) - set(CORE_PACKAGES)
+
+
+def test_pins_come_from_the_lock_and_never_include_boto() -> None:
+    bundler = Bundler(PLATFORM)
+    pins = bundler.pins(CORE_PACKAGES + POSTGRES_PACKAGES + ORCHESTRATOR_PACKAGES)
+    assert all("==" in p for p in pins)
+    assert not any(p.split("==")[0] in RUNTIME_PROVIDED for p in pins)
+    for name in ("boto3", "botocore"):
+        try:
+            bundler.pins((name,))
+        except ValueError:
+            continue
+        raise AssertionError(f"{name} must be refused")
+
+
+def test_a_tool_asset_holds_its_own_folder_and_the_kit_only() -> None:
+    bundler = Bundler(PLATFORM)
+    for spec in CONTRACTS:
+        files = {p.as_posix() for p in bundler.sources(tool_sources(spec.name))}
+        assert f"tools/{spec.name}/handler.py" in files
+        assert "tools/kit/handler.py" in files
+        others = {s.name for s in CONTRACTS} - {spec.name}
+        assert not any(f.split("/")[1] in others for f in files if f.count("/") >= 2)
+        assert not any(
+            f.startswith(("orchestrator/", "db/")) or f == "tools/registry.py" for f in files
+        )
+
+
+def test_orchestrator_asset_holds_contracts_not_handlers() -> None:
+    files = {p.as_posix() for p in Bundler(PLATFORM).sources(ORCHESTRATOR_SOURCES)}
+    assert "orchestrator/handlers/api.py" in files
+    for spec in CONTRACTS:
+        assert f"tools/{spec.name}/contract.py" in files
+        assert f"tools/{spec.name}/handler.py" not in files
+    assert "tools/kit/handler.py" not in files
+    assert "tools/kit/db.py" not in files
+    assert not any(f.startswith("db/") for f in files)
+
+
+def test_migration_asset_holds_the_sql_and_contracts() -> None:
+    files = {p.as_posix() for p in Bundler(PLATFORM).sources(MIGRATION_SOURCES)}
+    assert {"db/handler.py", "db/migrate.py", "tools/registry.py"} <= files
+    assert any(f.startswith("db/migrations/") and f.endswith(".sql") for f in files)
+    assert not any(f.endswith("/handler.py") and f.startswith("tools/") for f in files)

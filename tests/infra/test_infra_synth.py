@@ -1,0 +1,190 @@
+"""The one full synth: local bundling, CDK's template validation, cdk-nag, then cfn-lint."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App, Validations
+from conftest import cdk_context
+
+from infra.bundling import CORE_PACKAGES, ORCHESTRATOR_PACKAGES, POSTGRES_PACKAGES
+from infra.config import LockgateConfig
+from infra.wiring import add_checks, build
+from tools.registry import CONTRACTS
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+MB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def cloud_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = App(context=cdk_context(), outdir=str(outdir))
+    build(app, LockgateConfig.model_validate(cdk_context()["lockgate"]))
+    add_checks(app)
+    app.synth()  # raises if cdk-nag or the built-in validation reports an error
+    return outdir
+
+
+def _templates(outdir: Path) -> dict[str, dict[str, Any]]:
+    return {
+        p.name.removesuffix(".template.json"): json.loads(p.read_text())
+        for p in outdir.glob("*.template.json")
+    }
+
+
+def _function_assets(outdir: Path) -> dict[str, tuple[Path, list[Path]]]:
+    """Handler → (code directory, layer directories) for every function in the app."""
+    found = {}
+    for stack, template in _templates(outdir).items():
+        resources = template["Resources"]
+        for function in resources.values():
+            if function["Type"] != "AWS::Lambda::Function":
+                continue
+            properties = function["Properties"]
+            code = outdir / f"asset.{properties['Code']['S3Key'].removesuffix('.zip')}"
+            layers = [
+                outdir
+                / f"asset.{resources[layer['Ref']]['Properties']['Content']['S3Key'].removesuffix('.zip')}"
+                for layer in properties.get("Layers", [])
+            ]
+            found[f"{stack}:{properties['Handler']}"] = (code, layers)
+    return found
+
+
+def _size(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+
+
+def test_synth_has_no_unacknowledged_findings(cloud_assembly: Path) -> None:
+    report = cloud_assembly / "validation-report.json"
+    if report.exists():
+        violations = [
+            v
+            for r in json.loads(report.read_text())["pluginReports"]
+            for v in r.get("violations", [])
+        ]
+        assert violations == []
+    assert set(_templates(cloud_assembly)) == {"LockgateData", "LockgateTools", "LockgateApi"}
+
+
+def test_cfn_lint_finds_no_errors(cloud_assembly: Path) -> None:
+    from cfnlint.api import lint_file
+
+    templates = sorted(cloud_assembly.glob("*.template.json"))
+    assert len(templates) == 3
+    matches = [m for t in templates for m in lint_file(t)]
+    errors = [str(m) for m in matches if m.rule.id.startswith("E")]
+    assert errors == []
+
+
+def test_every_function_imports_its_handler_from_its_own_asset(cloud_assembly: Path) -> None:
+    # Third-party packages come from this environment; the project's own modules must all
+    # come from the asset, so a file missing from it fails the import.
+    probe = (
+        "import importlib, pathlib, sys\n"
+        "asset, entry = sys.argv[1], sys.argv[2]\n"
+        "sys.path.insert(0, asset)\n"
+        "root = pathlib.Path(asset)\n"
+        "modules = [entry] + sorted(\n"
+        "    '.'.join(p.relative_to(root).with_suffix('').parts).removesuffix('.__init__')\n"
+        "    for package in ('tools', 'orchestrator', 'db') for p in root.glob(f'{package}/**/*.py'))\n"
+        "for module in modules:\n"
+        "    importlib.import_module(module)\n"
+        "mine = [m for m in list(sys.modules.values())\n"
+        "        if (getattr(m, '__name__', '') or '').split('.')[0] in ('tools', 'orchestrator', 'db')]\n"
+        "bad = [m.__name__ for m in mine if m.__file__ and not m.__file__.startswith(asset)]\n"
+        "assert not bad, bad\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKGATE_")}
+    for key, (code, _) in _function_assets(cloud_assembly).items():
+        module = key.split(":", 1)[1].rsplit(".", 1)[0]
+        result = subprocess.run(
+            [sys.executable, "-I", "-c", probe, str(code), module],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**env, "AWS_DEFAULT_REGION": "us-east-1"},
+            cwd=code,
+        )
+        assert result.returncode == 0, f"{key}: {result.stderr}"
+
+
+def test_assets_are_small_and_never_carry_boto(cloud_assembly: Path) -> None:
+    assets = _function_assets(cloud_assembly)
+    for key, (code, layers) in assets.items():
+        for directory in (code, *layers):
+            names = {p.name for p in directory.rglob("*")}
+            assert not names & {"boto3", "botocore"}, key
+        if ":tools." in key:
+            assert _size(code) < 1 * MB, key
+            assert _size(code) + sum(_size(layer) for layer in layers) < 40 * MB, key
+        shipped = {
+            p.name.split("-")[0].lower().replace("_", "-")
+            for directory in (code, *layers)
+            for p in directory.rglob("*.dist-info")
+        }
+        needs = set(CORE_PACKAGES)
+        needs |= set(ORCHESTRATOR_PACKAGES) if ":orchestrator." in key else set(POSTGRES_PACKAGES)
+        assert needs <= shipped, (key, needs - shipped)
+        for layer in layers:
+            assert [p.name for p in layer.iterdir()] == ["python"], key
+    tool_handlers = {f"tools.{s.name}.handler.handler" for s in CONTRACTS}
+    assert tool_handlers <= {k.split(":", 1)[1] for k in assets}
+
+
+def _nag_findings(outdir: Path) -> set[tuple[str, str]]:
+    report = json.loads((outdir / "validation-report.json").read_text())
+    return {
+        (v["ruleName"], c["constructPath"])
+        for r in report["pluginReports"]
+        for v in r["violations"]
+        for c in v["violatingConstructs"]
+    }
+
+
+def test_every_acknowledgement_answers_a_real_finding(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given the acknowledgements the app makes, with their reasons
+    app = App(context={**cdk_context(), "aws:cdk:bundling-stacks": []})
+    build(app, LockgateConfig.model_validate(cdk_context()["lockgate"]))
+    acknowledged = {}
+    for construct in app.node.find_all():
+        for entry in construct.node.metadata:
+            if entry.type == Validations.ACKNOWLEDGED_RULES_METADATA_KEY:
+                for rule, reason in entry.data.items():
+                    if rule.startswith("Annotation::AwsSolutions-"):
+                        acknowledged[(rule.removeprefix("Annotation::"), construct.node.path)] = (
+                            reason
+                        )
+    # When cdk-nag runs on the same app with every acknowledgement dropped
+    monkeypatch.setattr(Validations, "acknowledge", lambda self, *rules: None)
+    bare = App(
+        context={**cdk_context(), "aws:cdk:bundling-stacks": []},
+        outdir=str(tmp_path),
+        builtin_cloud_formation_validation=False,
+    )
+    build(bare, LockgateConfig.model_validate(cdk_context()["lockgate"]))
+    add_checks(bare)
+    with pytest.raises(Exception, match="ValidationFailed"):
+        bare.synth()
+    findings = _nag_findings(tmp_path)
+    # Then each finding has exactly one acknowledgement on its construct, and none is stale
+    for rule, path in findings:
+        owners = [p for (r, p) in acknowledged if r == rule and f"{path}/".startswith(f"{p}/")]
+        assert len(owners) == 1, (rule, path)
+    for rule, owner in acknowledged:
+        assert any(r == rule and f"{p}/".startswith(f"{owner}/") for r, p in findings), (
+            rule,
+            owner,
+        )
+    assert all(len(reason) > 60 for reason in acknowledged.values())
