@@ -9,7 +9,8 @@ BIN := $(VENV)/bin
 # Write .pyc files at install time: without them every process recompiles large packages.
 export UV_COMPILE_BYTECODE := 1
 export UV_PYTHON_DOWNLOADS := never
-export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+# Node 20 works for synthesis; jsii only warns that it has reached end of life.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: help install demo test lint typecheck bench synth deploy clean
 

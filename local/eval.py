@@ -42,15 +42,15 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
-    SecretStr,
     Tag,
     ValidationError,
     model_validator,
 )
 
 from db.migrate import migrate, seed
-from local.stack import database_server, home, role_url
+from local.stack import database_server, home, tool_settings
 from local.users import LOCAL_USERS
+from local.weather import weather_service
 from orchestrator.catalog import Catalog
 from orchestrator.invokers.in_process import InProcessInvoker
 from orchestrator.limits import Limits
@@ -335,7 +335,8 @@ def build_model(case_file: CaseFile, override: str | None = None) -> Model:
 
 @dataclass(frozen=True)
 class Template:
-    """A migrated, seeded database that every run clones, and its tool-role passwords.
+    """A migrated, seeded database that every run clones, its tool-role passwords, and the
+    upstream that HTTP tools call (the local weather service).
 
     `server_url` is a superuser connection string to any database on the same server.
     """
@@ -343,6 +344,7 @@ class Template:
     server_url: str
     name: str
     passwords: Mapping[str, str]
+    upstream_url: str | None = None
 
     def url(self, dbname: str) -> str:
         """Superuser connection string for another database on the same server."""
@@ -351,14 +353,8 @@ class Template:
         return make_conninfo(**params)
 
     def tool_settings(self, dbname: str) -> dict[str, ToolSettings]:
-        """Each tool's settings for a database cloned from this template: its own role."""
-        admin = self.url(dbname)
-        return {
-            spec.name: ToolSettings(
-                db_dsn=SecretStr(role_url(admin, spec.db_role, self.passwords[spec.db_role]))
-            )
-            for spec in CONTRACTS
-        }
+        """Each tool's settings for a database cloned from this template, as the stack makes them."""
+        return tool_settings(self.url(dbname), self.passwords, self.upstream_url)
 
     @contextlib.contextmanager
     def clone(self, dbname: str) -> Iterator[str]:
@@ -381,14 +377,16 @@ class Template:
 
 
 @contextlib.contextmanager
-def prepared_template(server_url: str) -> Iterator[Template]:
+def prepared_template(server_url: str, upstream_url: str | None = None) -> Iterator[Template]:
     """Create, migrate and seed a template database for one evaluation; drop it after.
 
     Tool roles are cluster-wide: this gives them fresh passwords, as `lockgate run` does.
     """
     name = f"lockgate_eval_tmpl_{secrets.token_hex(4)}"
-    passwords = {spec.db_role: secrets.token_urlsafe(24) for spec in CONTRACTS}
-    template = Template(server_url, name, passwords)
+    passwords = {
+        spec.db_role: secrets.token_urlsafe(24) for spec in CONTRACTS if spec.needs_database
+    }
+    template = Template(server_url, name, passwords, upstream_url)
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
@@ -935,7 +933,11 @@ def run(args: argparse.Namespace, out: TextIO, *, template: Template | None = No
             cases, template, repeat=args.repeat, model_override=args.model, progress=out
         )
     else:
-        with database_server() as admin_url, prepared_template(admin_url) as own:
+        with (
+            database_server() as admin_url,
+            weather_service() as weather_url,
+            prepared_template(admin_url, weather_url) as own,
+        ):
             suite = run_suite(
                 cases, own, repeat=args.repeat, model_override=args.model, progress=out
             )
