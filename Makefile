@@ -12,11 +12,12 @@ export UV_PYTHON_DOWNLOADS := never
 # Node 20 works for synthesis; jsii only warns that it has reached end of life.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help install demo test lint typecheck bench synth deploy clean
+.PHONY: help install demo test lint typecheck bench eval synth clean
 
 help:
 	@echo "make demo   install everything and run the demo on the embedded local PostgreSQL"
 	@echo "make test   every gate: ruff, mypy, import contracts, pytest (unit, integration, infra, e2e)"
+	@echo "make eval   the golden cases (scripted models) with a table, JSON report and chart"
 	@echo "make bench  benchmarks (results in bench/results)"
 	@echo "make synth  install the pinned CDK CLI and synthesize every stack (no Docker needed)"
 
@@ -43,6 +44,12 @@ typecheck: install
 
 test: lint typecheck
 	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python -m bench.run_all
+
+eval: install
+	$(BIN)/lockgate eval
 
 node_modules/.bin/cdk: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

@@ -12,6 +12,7 @@ from typing import TextIO
 
 import psycopg
 
+from local import eval as eval_cmd
 from local.stack import database_server, home, provision
 from local.trace import TracePrinter
 from local.users import LOCAL_USERS
@@ -164,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="the embedded local PostgreSQL")
     db.add_argument("action", choices=["up", "down"])
+
+    eval_cmd.add_parser(sub)
     return parser
 
 
@@ -192,6 +195,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
         if args.command == "db":
             _db(args.action, out)
             return 0
+        if args.command == "eval":
+            return eval_cmd.run(args, out)
         synthesizer = None
         if args.command == "demo":
             request, model, user = DEMO_REQUEST, load_model(f"scripted:{DEMO_SCRIPT}"), "alice"

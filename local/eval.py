@@ -84,47 +84,6 @@ class CaseError(Exception):
     """A case file that cannot be run as written; the message names the file and the field."""
 
 
-# --- prices ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Price:
-    """USD per 1,000 input and output tokens."""
-
-    input_per_1k: float
-    output_per_1k: float
-
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        """The USD cost of this many tokens."""
-        return (input_tokens * self.input_per_1k + output_tokens * self.output_per_1k) / 1000
-
-
-# On-demand list prices (us-east-1). Bedrock cross-region ids ("us.", "eu.") match by substring.
-PRICES: dict[str, Price] = {
-    "amazon.nova-micro": Price(0.000035, 0.00014),
-    "amazon.nova-lite": Price(0.00006, 0.00024),
-    "amazon.nova-pro": Price(0.0008, 0.0032),
-    "anthropic.claude-3-haiku": Price(0.00025, 0.00125),
-    "anthropic.claude-3-5-haiku": Price(0.0008, 0.004),
-    "anthropic.claude-haiku-4-5": Price(0.001, 0.005),
-    "anthropic.claude-3-5-sonnet": Price(0.003, 0.015),
-    "anthropic.claude-3-7-sonnet": Price(0.003, 0.015),
-    "anthropic.claude-sonnet-4": Price(0.003, 0.015),
-}
-FREE = Price(0.0, 0.0)
-# Unknown models are priced like a mid-size model, so a missing entry over-reports rather
-# than hiding a cost.
-DEFAULT_PRICE = Price(0.003, 0.015)
-
-
-def price_for(model_id: str) -> Price:
-    """The price of a model id; scripted models cost nothing."""
-    if model_id.startswith("scripted:"):
-        return FREE
-    matches = [key for key in PRICES if key in model_id]
-    return PRICES[max(matches, key=len)] if matches else DEFAULT_PRICE
-
-
 # --- the case format ------------------------------------------------------------------------
 
 
@@ -705,7 +664,7 @@ def run_case(
         steps=len(state.steps) if state is not None else 0,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        cost_usd=round(price_for(model_id).cost(input_tokens, output_tokens), 6),
+        cost_usd=round(state.cost_usd if state is not None else 0.0, 6),
         validation_retries=retries,
         seconds=round(seconds, 4),
         model_id=model_id,

@@ -11,7 +11,9 @@ from orchestrator.types import Observation, Principal
 ALICE = Principal(
     user_id="alice",
     tenant_id="acme",
-    scopes=frozenset({"customers:read", "customers:write", "bookings:write", "weather:read"}),
+    scopes=frozenset(
+        {"customers:read", "customers:write", "flights:read", "bookings:write", "weather:read"}
+    ),
 )
 BOB = Principal(user_id="bob", tenant_id="acme", scopes=frozenset({"customers:read"}))
 

@@ -9,10 +9,17 @@ from __future__ import annotations
 from tools.customer_lookup.contract import SPEC as CUSTOMER_LOOKUP
 from tools.customer_update.contract import SPEC as CUSTOMER_UPDATE
 from tools.flight_book.contract import SPEC as FLIGHT_BOOK
+from tools.flight_search.contract import SPEC as FLIGHT_SEARCH
 from tools.kit.contract import ToolSpec
 from tools.weather_lookup.contract import SPEC as WEATHER_LOOKUP
 
-CONTRACTS: tuple[ToolSpec, ...] = (CUSTOMER_LOOKUP, CUSTOMER_UPDATE, FLIGHT_BOOK, WEATHER_LOOKUP)
+CONTRACTS: tuple[ToolSpec, ...] = (
+    CUSTOMER_LOOKUP,
+    CUSTOMER_UPDATE,
+    FLIGHT_SEARCH,
+    FLIGHT_BOOK,
+    WEATHER_LOOKUP,
+)
 
 
 def handler_module(name: str) -> str:

@@ -10,7 +10,9 @@ from tests.conftest import Database
 from tools.customer_lookup.contract import SPEC as LOOKUP
 from tools.customer_update.contract import SPEC as UPDATE
 from tools.flight_book.contract import SPEC as BOOK
+from tools.flight_search.contract import SPEC as SEARCH
 from tools.kit.contract import ToolSpec
+from tools.registry import CONTRACTS
 
 
 def run_as(
@@ -41,6 +43,9 @@ def run_as(
         (BOOK, "UPDATE flights SET origin = 'LHR'"),
         (BOOK, "SELECT * FROM lockgate_schema_migrations"),
         (BOOK, "CREATE TABLE evil (x int)"),
+        (SEARCH, "SELECT * FROM customers"),
+        (SEARCH, "SELECT * FROM bookings"),
+        (SEARCH, "UPDATE flights SET flight_no = 'X'"),
     ],
 )
 def test_undeclared_privileges_are_denied(
@@ -70,7 +75,7 @@ def test_tool_roles_are_not_privileged(database: Database) -> None:
     )
     assert rows == [
         (s.db_role, False, False, False, False)
-        for s in sorted((LOOKUP, UPDATE, BOOK), key=lambda s: s.db_role)
+        for s in sorted((s for s in CONTRACTS if s.needs_database), key=lambda s: s.db_role)
     ]
 
 

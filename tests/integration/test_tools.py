@@ -117,7 +117,7 @@ def test_unknown_airport_code_explains_what_is_expected(
     response = bound["flight_book"](envelope(booking(origin="PAR")))
     assert response["error"]["kind"] == "validation"
     assert response["error"]["details"]["unknown"] == {"origin": "PAR"}
-    assert "CDG" in response["error"]["details"]["known_codes"]
+    assert "CDG" in response["error"]["details"]["known"]
     assert database.rows("SELECT count(*) FROM bookings") == [(0,)]
 
 

@@ -158,6 +158,7 @@ VALID = {
     "customer_update": {"customer_id": "C-1001", "tier": "silver"},
     "flight_book": {"customer_id": "C-1001", "origin": "CDG", "destination": "JFK", "date": FUTURE},
     "weather_lookup": {"airport": "JFK", "date": FUTURE},
+    "flight_search": {"origin": "CDG", "destination": "JFK", "date_from": FUTURE},
 }
 
 

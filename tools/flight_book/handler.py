@@ -7,32 +7,21 @@ from psycopg import errors as pg_errors
 from tools.flight_book.contract import SPEC, Input, Output
 from tools.kit.envelope import ErrorKind, ToolError
 from tools.kit.handler import ToolContext, tool_handler
-
-_SHOWN_CODES = 20
+from tools.kit.reference import unknown_references
 
 
 def book(ctx: ToolContext, data: Input) -> Output | ToolError:
     """Book the route's flight on the given day; every failure says what is expected."""
     cur = ctx.cur
-    cur.execute("SELECT code FROM airports ORDER BY code LIMIT %s", (_SHOWN_CODES,))
-    sample = [row[0] for row in cur.fetchall()]
-    cur.execute(
-        "SELECT code FROM airports WHERE code = ANY(%s)", ([data.origin, data.destination],)
+    unknown = unknown_references(
+        cur,
+        "airports",
+        "code",
+        {"origin": data.origin, "destination": data.destination},
+        "IATA airport code",
     )
-    known = {row[0] for row in cur.fetchall()}
-    unknown = {
-        field: code
-        for field, code in (("origin", data.origin), ("destination", data.destination))
-        if code not in known
-    }
-    if unknown:
-        listed = ", ".join(f"{field}={code!r}" for field, code in unknown.items())
-        return ToolError(
-            kind=ErrorKind.VALIDATION,
-            message=f"unknown airport code {listed}: use the IATA code of a known airport, "
-            f"one of {', '.join(sample)}",
-            details={"unknown": unknown, "known_codes": sample},
-        )
+    if unknown is not None:
+        return unknown
     cur.execute(
         "SELECT id, flight_no, departs_at FROM flights WHERE origin = %s AND destination = %s"
         " AND departs_at >= %s::date AND departs_at < %s::date + 1 ORDER BY departs_at LIMIT 1",
