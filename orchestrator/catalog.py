@@ -55,6 +55,7 @@ class Catalog:
 
     def __init__(self, specs: Iterable[ToolSpec]) -> None:
         self._specs = {spec.name: spec for spec in specs}
+        self._visible: dict[frozenset[str], tuple[ToolSpec, ...]] = {}
 
     @property
     def specs(self) -> Sequence[ToolSpec]:
@@ -63,7 +64,11 @@ class Catalog:
 
     def visible_to(self, principal: Principal) -> tuple[ToolSpec, ...]:
         """Tools whose required scopes the principal holds: nothing else is offered."""
-        return tuple(s for s in self._specs.values() if s.scopes <= principal.scopes)
+        visible = self._visible.get(principal.scopes)
+        if visible is None:
+            visible = tuple(s for s in self._specs.values() if s.scopes <= principal.scopes)
+            self._visible[principal.scopes] = visible
+        return visible
 
     def prepare(
         self, call: ToolCall, principal: Principal, limits: Limits

@@ -13,25 +13,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.types import Observation, Step, ToolCall
+from orchestrator.types import Exchange, Observation, Step
+
+__all__ = ["Exchange", "compact_result", "estimate_tokens", "exchanges", "shown_result"]
 
 if TYPE_CHECKING:
     from orchestrator.ports import ModelRequest
 
 
-@dataclass(frozen=True)
-class Exchange:
-    """One past tool call and the result the model is shown for it."""
-
-    call: ToolCall
-    result: dict[str, Any]
-
-
-def shown_result(observation: Observation, max_chars: int) -> dict[str, Any]:
-    """The observation as the model sees it; an oversized output becomes a marked preview."""
+def shown_result(observation: Observation, max_chars: int) -> tuple[dict[str, Any], int]:
+    """The observation as the model sees it, and its size in characters; an oversized output
+    becomes a marked preview."""
     if observation.status == "ok":
         shown: dict[str, Any] = {"status": "ok", "output": observation.output}
     else:
@@ -44,17 +38,22 @@ def shown_result(observation: Observation, max_chars: int) -> dict[str, Any]:
             shown["details"] = observation.details
     text = json.dumps(shown, default=str, ensure_ascii=False)
     if len(text) <= max_chars:
-        return shown
-    return {
+        return shown, len(text)
+    preview = {
         "status": observation.status,
         "truncated": True,
         "size_chars": len(text),
         "preview": text[: max(0, max_chars - 200)],
     }
+    return preview, max_chars
 
 
-def compact_result(shown: dict[str, Any], index: int, max_chars: int) -> dict[str, Any]:
+def compact_result(
+    shown: dict[str, Any], shown_chars: int, index: int, max_chars: int
+) -> dict[str, Any]:
     """An older result reduced to what the model needs to remember it by."""
+    if shown_chars <= max_chars:
+        return shown
     if shown.get("status") == "error":
         message = str(shown.get("message") or "")
         return {
@@ -75,13 +74,11 @@ def exchanges(steps: Sequence[Step], keep_recent: int | None = None) -> list[Exc
     their compact form. None shows everything verbatim (append-all).
     """
     cutoff = 0 if keep_recent is None else len(steps) - keep_recent
-    shown: list[Exchange] = []
-    for step in steps:
-        if not isinstance(step.turn.decision, ToolCall) or step.shown is None:
-            continue
-        older = step.index < cutoff and step.compact is not None
-        shown.append(Exchange(step.turn.decision, step.compact if older else step.shown))  # type: ignore[arg-type]  # checked just above
-    return shown
+    return [
+        Exchange(step.turn.decision, step.compact if step.index < cutoff else step.shown)  # type: ignore[arg-type]  # shown and compact are set together
+        for step in steps
+        if step.shown is not None and step.compact is not None
+    ]
 
 
 def estimate_tokens(request: ModelRequest) -> int:

@@ -58,22 +58,26 @@ class LoopGuard(BaseModel):
     last_error: str | None = None
     error_streak: int = 0
 
-    def repeated_call(self, tool: str, raw_arguments: str, limits: Limits) -> str | None:
-        """The reason to stop before making this call, or None."""
-        seen = self.call_counts.get(f"{tool}\x00{canonical_arguments(raw_arguments)}", 0)
+    @staticmethod
+    def call_key(tool: str, raw_arguments: str) -> str:
+        """Identity of a call: the tool and its canonical arguments."""
+        return f"{tool}\x00{canonical_arguments(raw_arguments)}"
+
+    def repeated_call(self, key: str, tool: str, limits: Limits) -> str | None:
+        """The reason to stop before making the call `key`, or None."""
+        seen = self.call_counts.get(key, 0)
         if seen + 1 >= limits.max_repeated_calls:
             return f"loop detected: {tool} proposed {seen + 1} times with the same arguments"
         return None
 
-    def after(self, tool: str, raw_arguments: str, error: str | None) -> LoopGuard:
-        """The guard after one tool call; `error` identifies the error it got, if any."""
-        key = f"{tool}\x00{canonical_arguments(raw_arguments)}"
+    def after(self, key: str, error: str | None) -> LoopGuard:
+        """The guard after the call `key`; `error` identifies the error it got, if any."""
         counts = {**self.call_counts, key: self.call_counts.get(key, 0) + 1}
         if error is not None:
             fingerprint = error
             streak = self.error_streak + 1 if fingerprint == self.last_error else 1
             return LoopGuard(call_counts=counts, last_error=fingerprint, error_streak=streak)
-        return LoopGuard(call_counts=counts)
+        return LoopGuard(call_counts=counts, last_error=None, error_streak=0)
 
     def repeated_error(self, limits: Limits) -> str | None:
         """The reason to stop after the latest observation, or None."""

@@ -7,7 +7,6 @@ and checkpoints every step before the next model call.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from orchestrator.ports import (
     ToolInvoker,
 )
 from orchestrator.pricing import PriceTable
-from orchestrator.retry import retrying
+from orchestrator.retry import is_transient, retrying
 from orchestrator.types import (
     Budget,
     FinalAnswer,
@@ -63,6 +62,7 @@ class Invoke:
 
     call: ValidCall
     idempotency_key: str
+    call_key: str
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ class Reject:
     """The step's call failed pre-validation: show the error, invoke nothing."""
 
     observation: Observation
+    call_key: str
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,9 @@ def next_call_estimate(state: SessionState, request: ModelRequest) -> Usage:
     if not state.steps:
         return Usage(input_tokens=estimate_tokens(request), output_tokens=FIRST_OUTPUT_ESTIMATE)
     last = state.steps[-1]
-    added = len(json.dumps(last.shown, default=str)) // 4 if last.shown is not None else 0
     largest_output = max(step.turn.usage.output_tokens for step in state.steps[-3:])
     return Usage(
-        input_tokens=last.turn.usage.input_tokens + added + largest_output,
+        input_tokens=last.turn.usage.input_tokens + last.shown_chars // 4 + largest_output,
         output_tokens=largest_output,
     )
 
@@ -139,18 +139,21 @@ def plan(state: SessionState, turn: ModelTurn, catalog: Catalog, limits: Limits)
     decision = turn.decision
     if isinstance(decision, FinalAnswer):
         return Finish(Outcome.COMPLETED, "the model gave a final answer", decision.text)
-    repeated = state.guard.repeated_call(decision.tool, decision.arguments, limits)
+    key = state.guard.call_key(decision.tool, decision.arguments)
+    repeated = state.guard.repeated_call(key, decision.tool, limits)
     if repeated is not None:
         return Finish(Outcome.LOOP_DETECTED, repeated)
     prepared = catalog.prepare(decision, state.principal, limits)
     if isinstance(prepared, Observation):
-        return Reject(prepared)
-    return Invoke(prepared, idempotency_key=f"{state.session_id}:{len(state.steps)}")
+        return Reject(prepared, key)
+    return Invoke(prepared, f"{state.session_id}:{len(state.steps)}", key)
 
 
 def _account(state: SessionState, turn: ModelTurn, cost: float) -> dict[str, Any]:
-    by_model = dict(state.usage_by_model)
-    by_model[turn.model_id] = by_model.get(turn.model_id, Usage()) + turn.usage
+    by_model = state.usage_by_model
+    previous = by_model.get(turn.model_id)
+    if previous is None or turn.usage.total:
+        by_model = {**by_model, turn.model_id: (previous or Usage()) + turn.usage}
     return {
         "usage": state.usage + turn.usage,
         "usage_by_model": by_model,
@@ -167,25 +170,30 @@ def apply(
     cost: float = 0.0,
     invoked: bool = False,
     attempts: int = 0,
+    call_key: str | None = None,
 ) -> SessionState:
     """Record one step, its usage and cost, and update the loop guard; no I/O."""
     index = len(state.steps)
-    shown = None if observation is None else shown_result(observation, limits.max_observation_chars)
-    compact = None if shown is None else compact_result(shown, index, limits.compact_result_chars)
+    shown: dict[str, Any] | None = None
+    compact: dict[str, Any] | None = None
+    shown_chars = 0
+    if observation is not None:
+        shown, shown_chars = shown_result(observation, limits.max_observation_chars)
+        compact = compact_result(shown, shown_chars, index, limits.compact_result_chars)
     step = Step(
         index=index,
         turn=turn,
         observation=observation,
         shown=shown,
+        shown_chars=shown_chars,
         compact=compact,
         invoked=invoked,
         attempts=attempts,
+        synthesis=None,
     )
     guard = state.guard
-    if isinstance(turn.decision, ToolCall) and observation is not None:
-        guard = guard.after(
-            turn.decision.tool, turn.decision.arguments, observation.error_fingerprint
-        )
+    if call_key is not None and observation is not None:
+        guard = guard.after(call_key, observation.error_fingerprint)
     return state.model_copy(
         update={
             "steps": (*state.steps, step),
@@ -246,6 +254,7 @@ class Orchestrator:
         self.invoker = invoker
         self.store = store
         self.events = events or NullPublisher()
+        self._publishing = not isinstance(self.events, NullPublisher)
         self.limits = limits or Limits()
         self.prices = prices or PriceTable()
         self.system_prompt = system_prompt
@@ -297,7 +306,7 @@ class Orchestrator:
             return self._end(state, Finish(Outcome.ERROR, f"model failed: {exc}"))
         cost = self.prices.cost(turn.model_id, turn.usage)
         decision = turn.decision
-        if isinstance(decision, ToolCall):
+        if isinstance(decision, ToolCall) and self._publishing:
             self._emit(state, "model_proposed", tool=decision.tool, arguments=decision.arguments)
         planned = plan(state, turn, self.catalog, self.limits)
         if isinstance(planned, Finish):
@@ -307,19 +316,26 @@ class Orchestrator:
             return self._end(state, planned)
         if isinstance(planned, Reject):
             observation = planned.observation
-            self._emit(
-                state, "validation_failed", message=observation.message, details=observation.details
+            if self._publishing:
+                self._emit(
+                    state,
+                    "validation_failed",
+                    message=observation.message,
+                    details=observation.details,
+                )
+            state = apply(
+                state, turn, observation, limits=self.limits, cost=cost, call_key=planned.call_key
             )
-            state = apply(state, turn, observation, limits=self.limits, cost=cost)
         else:
             observation, attempts = self._invoke(state, planned)
-            self._emit(
-                state,
-                "tool_result",
-                tool=planned.call.spec.name,
-                attempts=attempts,
-                **observation.model_dump(mode="json", exclude_defaults=True),
-            )
+            if self._publishing:
+                self._emit(
+                    state,
+                    "tool_result",
+                    tool=planned.call.spec.name,
+                    attempts=attempts,
+                    **observation.model_dump(mode="json", exclude_defaults=True),
+                )
             state = apply(
                 state,
                 turn,
@@ -328,6 +344,7 @@ class Orchestrator:
                 cost=cost,
                 invoked=True,
                 attempts=attempts,
+                call_key=planned.call_key,
             )
         self.store.save(state)
         repeated = state.guard.repeated_error(self.limits)
@@ -344,13 +361,19 @@ class Orchestrator:
             "idempotency_key": planned.idempotency_key,
         }
         tool = planned.call.spec.name
+        first = self.invoker.invoke(tool, envelope)
+        if not is_transient(first) or self.limits.tool_attempts == 1:
+            return first, 1  # the common case: no retry machinery is built
         deadline = (
             None if self.limits.max_seconds is None else state.started_at + self.limits.max_seconds
         )
-        attempts = 0
+        attempts = 1
+        pending: list[Observation] = [first]
 
         def attempt() -> Observation:
             nonlocal attempts
+            if pending:  # the first attempt already happened above
+                return pending.pop()
             attempts += 1
             return self.invoker.invoke(tool, envelope)
 

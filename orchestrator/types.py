@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -13,6 +14,7 @@ from tools.kit.envelope import ErrorKind, Principal
 __all__ = [
     "Decision",
     "ErrorKind",
+    "Exchange",
     "FinalAnswer",
     "ModelTurn",
     "Observation",
@@ -90,6 +92,14 @@ class Observation(_Frozen):
         return f"{self.error_kind}:{self.message}" if self.status == "error" else None
 
 
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One past tool call and the result the model is shown for it."""
+
+    call: ToolCall
+    result: dict[str, Any]
+
+
 class Step(_Frozen):
     """One applied step: the model's decision and, for a tool call, what came back."""
 
@@ -97,6 +107,7 @@ class Step(_Frozen):
     turn: ModelTurn
     observation: Observation | None = None
     shown: dict[str, Any] | None = None
+    shown_chars: int = 0
     compact: dict[str, Any] | None = None
     invoked: bool = False
     attempts: int = 0

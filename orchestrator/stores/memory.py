@@ -1,4 +1,4 @@
-"""In-memory session store. Stores JSON, so every checkpoint proves it round-trips."""
+"""In-memory session store: keeps the (immutable) states themselves, no serialization."""
 
 from __future__ import annotations
 
@@ -6,16 +6,15 @@ from orchestrator.types import SessionState
 
 
 class MemoryStore:
-    """Checkpoints kept in a dict, as serialized JSON."""
+    """Checkpoints kept in a dict. States are frozen, so keeping the object is a snapshot."""
 
     def __init__(self) -> None:
-        self._rows: dict[str, str] = {}
+        self._rows: dict[str, SessionState] = {}
 
     def save(self, state: SessionState) -> None:
-        """Serialize and keep the latest state."""
-        self._rows[state.session_id] = state.model_dump_json()
+        """Keep the latest state."""
+        self._rows[state.session_id] = state
 
     def load(self, session_id: str) -> SessionState | None:
-        """The last checkpoint, parsed back."""
-        row = self._rows.get(session_id)
-        return None if row is None else SessionState.model_validate_json(row)
+        """The last checkpoint."""
+        return self._rows.get(session_id)

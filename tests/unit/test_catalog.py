@@ -108,10 +108,11 @@ def test_canonical_arguments_ignore_order_and_spacing() -> None:
 def test_loop_guard_counts_incrementally() -> None:
     guard = LoopGuard()
     limits = Limits(max_repeated_calls=3, max_same_error=2)
+    key = LoopGuard.call_key("t", '{"a":1}')
     for _ in range(2):
-        assert guard.repeated_call("t", '{"a":1}', limits) is None
-        guard = guard.after("t", '{"a":1}', "not_found:x")
-    assert guard.repeated_call("t", '{"a": 1}', limits) is not None
-    assert guard.repeated_call("t", '{"a": 2}', limits) is None
+        assert guard.repeated_call(key, "t", limits) is None
+        guard = guard.after(key, "not_found:x")
+    assert guard.repeated_call(LoopGuard.call_key("t", '{"a": 1}'), "t", limits) is not None
+    assert guard.repeated_call(LoopGuard.call_key("t", '{"a": 2}'), "t", limits) is None
     assert guard.repeated_error(limits) is not None
-    assert guard.after("t", "{}", None).repeated_error(limits) is None
+    assert guard.after(LoopGuard.call_key("t", "{}"), None).repeated_error(limits) is None

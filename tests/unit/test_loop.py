@@ -227,3 +227,13 @@ def test_every_session_ends_within_the_step_limit(max_steps: int) -> None:
     )
     assert state.done
     assert len(state.steps) <= max_steps
+
+
+def test_checkpoints_round_trip_through_json() -> None:
+    # What a durable store writes and reads back must be the same state, step for step.
+    bad = call("customer_update", customer_id="C-1001", tier="diamond")
+    state, _, _, _ = session([lookup("C-1001"), bad, FinalAnswer(text="done")])
+
+    restored = SessionState.model_validate_json(state.model_dump_json())
+    assert restored == state
+    assert restored.guard.call_counts == state.guard.call_counts
