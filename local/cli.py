@@ -13,6 +13,7 @@ from typing import TextIO
 import psycopg
 
 from local import eval as eval_cmd
+from local.models import UsageError, load_model
 from local.stack import database_server, home, provision
 from local.trace import TracePrinter
 from local.users import LOCAL_USERS
@@ -30,30 +31,6 @@ DEMO_SCRIPT = Path(__file__).with_name("demo.yaml")
 DEMO_REQUEST = (
     "Book Ada Lovelace (customer C-1001) in business class from Paris to New York in 30 days."
 )
-
-
-class UsageError(Exception):
-    """Bad command-line input; the message says what is expected."""
-
-
-def load_model(spec: str) -> Model:
-    """`scripted:FILE` or `bedrock:MODEL_ID`."""
-    kind, _, value = spec.partition(":")
-    if kind == "scripted" and value:
-        from orchestrator.models.scripted import ScriptedModel
-
-        path = Path(value)
-        if not path.is_file():
-            raise UsageError(f"--model scripted:{value}: no such file")
-        try:
-            return ScriptedModel.from_file(path)
-        except ValueError as exc:
-            raise UsageError(f"--model {spec}: {exc}") from exc
-    if kind == "bedrock" and value:
-        from orchestrator.models.bedrock import BedrockModel
-
-        return BedrockModel(value)
-    raise UsageError(f"--model {spec!r}: expected scripted:FILE or bedrock:MODEL_ID")
 
 
 def run_session(

@@ -267,8 +267,9 @@ class Orchestrator:
         state = SessionState(
             session_id=session_id, request=request, principal=principal, started_at=self._clock()
         )
-        self.store.save(state)
+        # Events first, then the checkpoint: a durable store writes them together.
         self._emit(state, "session_started", request=request, model=self.model.model_id)
+        self.store.save(state)
         return state
 
     def run(self, state: SessionState) -> SessionState:
@@ -424,7 +425,6 @@ class Orchestrator:
 
     def _end(self, state: SessionState, end: Finish) -> SessionState:
         state = finish(state, end)
-        self.store.save(state)
         self._emit(
             state,
             "final" if end.outcome is Outcome.COMPLETED else "stopped",
@@ -438,7 +438,12 @@ class Orchestrator:
             retries=state.retries,
             usage_by_model={k: v.model_dump() for k, v in state.usage_by_model.items()},
         )
+        self.store.save(state)
         return state
+
+    def cancel(self, state: SessionState, reason: str) -> SessionState:
+        """End a session on the user's request (between steps)."""
+        return self._end(state, Finish(Outcome.CANCELLED, reason))
 
     def _emit(self, state: SessionState, kind: EventKind, **data: object) -> None:
         self.events.publish(Event(state.session_id, len(state.steps), kind, dict(data)))

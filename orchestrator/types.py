@@ -124,6 +124,7 @@ class Outcome(StrEnum):
     STEP_LIMIT = "step_limit"
     LOOP_DETECTED = "loop_detected"
     BUDGET_EXHAUSTED = "budget_exhausted"
+    CANCELLED = "cancelled"
     ERROR = "error"
 
 

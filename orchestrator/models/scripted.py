@@ -37,15 +37,27 @@ def _expand(text: str) -> str:
 
 
 class ScriptedModel:
-    """Replays decisions in order; with `repeat_last`, keeps repeating the final entry."""
+    """Replays decisions in order; with `repeat_last`, keeps repeating the final entry.
+
+    By default the position in the script is the number of steps the request already shows,
+    so a session resumed from a checkpoint by another worker (with a fresh model) continues
+    where it left off. `by_history=False` counts calls to this instance instead (for a
+    synthesizer, which is asked once whatever the history).
+    """
 
     def __init__(
-        self, decisions: Sequence[Decision], *, name: str = "scripted", repeat_last: bool = False
+        self,
+        decisions: Sequence[Decision],
+        *,
+        name: str = "scripted",
+        repeat_last: bool = False,
+        by_history: bool = True,
     ) -> None:
         self._decisions = list(decisions)
-        self._next = 0
+        self._calls = 0
         self._name = name
         self._repeat_last = repeat_last
+        self._by_history = by_history
 
     @property
     def model_id(self) -> str:
@@ -53,7 +65,7 @@ class ScriptedModel:
         return f"scripted:{self._name}"
 
     @classmethod
-    def from_file(cls, path: str | Path) -> ScriptedModel:
+    def from_file(cls, path: str | Path, *, by_history: bool = True) -> ScriptedModel:
         """Load a script; raises ValueError naming the bad entry."""
         path = Path(path)
         doc = yaml.safe_load(_expand(path.read_text()))
@@ -66,16 +78,18 @@ class ScriptedModel:
             decisions,
             name=str(doc.get("model", path.stem)),
             repeat_last=bool(doc.get("repeat_last")),
+            by_history=by_history,
         )
 
     def decide(self, request: ModelRequest) -> ModelTurn:
         """The next scripted decision, with estimated usage."""
-        if self._next >= len(self._decisions):
+        position = len(request.exchanges) if self._by_history else self._calls
+        self._calls += 1
+        if position >= len(self._decisions):
             if not (self._repeat_last and self._decisions):
                 raise ModelError("the script has no more steps")
-            self._next = len(self._decisions) - 1
-        decision = self._decisions[self._next]
-        self._next += 1
+            position = len(self._decisions) - 1
+        decision = self._decisions[position]
         if isinstance(decision, ToolCall):
             decision = decision.model_copy(update={"call_id": f"call-{len(request.exchanges)}"})
         output = len(decision.model_dump_json()) // 4

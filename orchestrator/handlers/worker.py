@@ -1,0 +1,66 @@
+"""Worker Lambda: SQS messages → advance each session; failures reported per message."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from orchestrator import wiring
+from orchestrator.queue import session_id_of
+from orchestrator.worker import Worker
+
+logger = Logger(service="lockgate-worker")
+processor = BatchProcessor(event_type=EventType.SQS)
+_context: dict[str, LambdaContext] = {}
+
+
+_configured: list[Worker] = []
+
+
+def use(worker: Worker) -> None:
+    """Run with this worker instead of the one wired from the environment (the local stack
+    passes in-process tools and local models: adapters, not logic)."""
+    _configured[:] = [worker]
+
+
+@cache
+def _wired() -> Worker:
+    return wiring.worker(wiring.settings())
+
+
+def _worker() -> Worker:
+    return _configured[0] if _configured else _wired()
+
+
+def record_handler(record: SQSRecord) -> str:
+    """Advance one session; raising marks this message failed (it is retried, then DLQ'd)."""
+    session_id = session_id_of(record.body)
+    logger.append_keys(session_id=session_id)
+    context = _context.get("current")
+    outcome = _worker().advance(
+        session_id,
+        remaining_seconds=lambda: (
+            context.get_remaining_time_in_millis() / 1000 if context else 900.0
+        ),
+    )
+    logger.info("session advanced", extra={"result": outcome})
+    return outcome
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    """Lambda entry point (SQS event source with ReportBatchItemFailures)."""
+    _context["current"] = context
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

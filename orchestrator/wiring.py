@@ -1,0 +1,109 @@
+"""The one place where the orchestrator's dependencies are built from settings.
+
+Lambda entry points and `lockgate serve` both call these; local mode passes its own invoker
+and models (adapters), never different logic.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from orchestrator.catalog import Catalog
+from orchestrator.limits import Limits
+from orchestrator.loop import Orchestrator
+from orchestrator.ports import EventPublisher, Model, SessionStore, ToolInvoker
+from orchestrator.queue import SqsQueue
+from orchestrator.sessions import SessionRecord
+from orchestrator.settings import OrchestratorSettings
+from orchestrator.stores.dynamodb import DynamoSessions
+from orchestrator.worker import Worker
+from tools.registry import CONTRACTS
+
+ModelFactory = Callable[[str], Model]
+
+
+@cache
+def settings() -> OrchestratorSettings:
+    """Read once per process (Lambda cold start)."""
+    return OrchestratorSettings()
+
+
+def client(service: str, config: OrchestratorSettings) -> Any:
+    """A boto3 client; pointed at the local endpoint when one is configured."""
+    import boto3
+
+    if config.aws_endpoint_url:
+        return boto3.client(service, endpoint_url=config.aws_endpoint_url)
+    return boto3.client(service)
+
+
+def repository(config: OrchestratorSettings) -> DynamoSessions:
+    """The sessions table."""
+    return DynamoSessions(config.table_name, client("dynamodb", config))
+
+
+def queue(config: OrchestratorSettings) -> SqsQueue:
+    """The work queue."""
+    return SqsQueue(config.queue_url, client("sqs", config))
+
+
+def base_limits(config: OrchestratorSettings) -> Limits:
+    """The deployment's limits; a session's options can only tighten them."""
+    return Limits(
+        max_steps=config.max_steps,
+        max_tokens=config.max_tokens,
+        max_usd=config.max_usd,
+        max_seconds=config.max_seconds,
+    )
+
+
+def bedrock_model(model_id: str) -> Model:
+    """The default model factory: Bedrock Converse."""
+    from orchestrator.models.bedrock import BedrockModel
+
+    return BedrockModel(model_id)
+
+
+def lambda_invoker(config: OrchestratorSettings) -> ToolInvoker:
+    """Each tool's own Lambda function."""
+    from orchestrator.invokers.lambda_ import LambdaInvoker
+
+    return LambdaInvoker(config.tool_functions, client("lambda", config))
+
+
+def worker(
+    config: OrchestratorSettings,
+    *,
+    invoker: ToolInvoker | None = None,
+    models: ModelFactory = bedrock_model,
+    push: Callable[[SessionRecord, list[dict[str, Any]]], None] | None = None,
+) -> Worker:
+    """A worker wired for this deployment (or for the local stack)."""
+    tools = invoker or lambda_invoker(config)
+    catalog = Catalog(CONTRACTS)
+    limits = base_limits(config)
+
+    def build(record: SessionRecord, store: SessionStore, events: EventPublisher) -> Orchestrator:
+        synthesizer = config.synthesizer_model_id
+        return Orchestrator(
+            catalog=catalog,
+            model=models(record.options.model or config.model_id),
+            synthesizer=models(synthesizer) if synthesizer else None,
+            invoker=tools,
+            store=store,
+            events=events,
+            limits=record.options.limits(limits),
+        )
+
+    return Worker(
+        repo=repository(config),
+        queue=queue(config),
+        build=build,
+        worker_id=uuid.uuid4().hex,
+        lease_seconds=config.lease_seconds,
+        reserve_seconds=config.reserve_seconds,
+        push=push or (lambda record, events: None),
+    )
