@@ -279,7 +279,7 @@ def build_model(case_file: CaseFile, override: str | None = None) -> Model:
             decisions, name=spec.name or case_file.path.stem, repeat_last=spec.repeat_last
         )
     # Imported here: the CLI imports this module to register the subcommand.
-    from local.cli import UsageError, load_model
+    from local.models import UsageError, load_model
 
     if spec.startswith("scripted:") and override is None:
         spec = f"scripted:{_relative(case_file.path, spec.removeprefix('scripted:'))}"

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from local.cloud import LocalCloud, QueuePoller, moto_server, provision_cloud
 from local.cli import DEMO_SCRIPT
+from local.cloud import LocalCloud, QueuePoller, moto_server, provision_cloud
 from local.models import local_model
 from local.serve import api_event, call_api, claims_for
 from local.users import LOCAL_USERS
