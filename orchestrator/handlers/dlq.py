@@ -19,7 +19,8 @@ from orchestrator import wiring
 from orchestrator.queue import session_id_of
 
 logger = Logger(service="lockgate-dead-letters")
-processor = BatchProcessor(event_type=EventType.SQS)
+# Failed messages are reported as batch item failures, even when all of them failed.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def record_handler(record: SQSRecord) -> None:

@@ -20,7 +20,8 @@ from orchestrator.queue import session_id_of
 from orchestrator.worker import Worker
 
 logger = Logger(service="lockgate-worker")
-processor = BatchProcessor(event_type=EventType.SQS)
+# Failed messages are reported as batch item failures, even when all of them failed.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 _context: dict[str, LambdaContext] = {}
 
 
