@@ -144,6 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["up", "down"])
 
     eval_cmd.add_parser(sub)
+
+    serve = sub.add_parser("serve", help="the sessions API on 127.0.0.1 (local stack)")
+    serve.add_argument("--port", type=int, default=8787)
+    serve.add_argument(
+        "--model", default=f"scripted:{DEMO_SCRIPT}", help="scripted:FILE or bedrock:MODEL_ID"
+    )
+
+    token = sub.add_parser("token", help="print a locally signed token for `lockgate serve`")
+    token.add_argument("--user", default="alice", help=f"local user: {', '.join(LOCAL_USERS)}")
+
+    openapi = sub.add_parser("openapi", help="write the sessions API's OpenAPI document")
+    openapi.add_argument("--out", default="docs/openapi.json")
     return parser
 
 
@@ -174,6 +186,27 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
             return 0
         if args.command == "eval":
             return eval_cmd.run(args, out)
+        if args.command == "token":
+            from local.serve import issue_token
+
+            if args.user not in LOCAL_USERS:
+                raise UsageError(
+                    f"--user {args.user!r}: unknown; local users are {', '.join(LOCAL_USERS)}"
+                )
+            print(issue_token(home(), args.user), file=out)
+            return 0
+        if args.command == "openapi":
+            from orchestrator.handlers.api import openapi_document
+
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(openapi_document() + "\n")
+            print(f"wrote {args.out}", file=out)
+            return 0
+        if args.command == "serve":
+            from local.serve import serve
+
+            load_model(args.model)  # fail fast on a bad model spec
+            return serve(args.port, args.model, out)
         synthesizer = None
         if args.command == "demo":
             request, model, user = DEMO_REQUEST, load_model(f"scripted:{DEMO_SCRIPT}"), "alice"

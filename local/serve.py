@@ -276,3 +276,39 @@ def local_cloud(max_receive_count: int = 3, visibility_seconds: int = 30) -> Ite
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+def serve(port: int, model: str, out: Any) -> int:
+    """Run the local stack until interrupted (Ctrl-C or SIGTERM)."""
+    import signal
+
+    from local.models import local_model
+    from local.stack import database_server, home, provision
+    from local.weather import weather_service
+    from orchestrator import wiring
+    from orchestrator.handlers import worker as worker_handler
+    from orchestrator.invokers.in_process import InProcessInvoker
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ["LOCKGATE_MODEL_ID"] = model
+    with database_server() as admin_url, weather_service() as weather_url, local_cloud() as cloud:
+        wiring.settings.cache_clear()
+        invoker = InProcessInvoker(provision(admin_url, upstream_url=weather_url))
+        worker_handler.use(wiring.worker(wiring.settings(), invoker=invoker, models=local_model))
+        server = LocalServer(home(), cloud, port=port)
+        try:
+            with server.running() as url, Pollers(cloud).running():
+                print(f"lockgate serve: {url} (model {model})", file=out, flush=True)
+                for user in LOCAL_USERS:
+                    print(f"  token for {user}: lockgate token --user {user}", file=out, flush=True)
+                while True:
+                    time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopping", file=out, flush=True)
+        finally:
+            invoker.close()
+    return 0
