@@ -295,6 +295,8 @@ def serve(port: int, model: str, out: Any) -> int:
     signal.signal(signal.SIGTERM, stop)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ["LOCKGATE_MODEL_ID"] = model
+    # Metrics are CloudWatch EMF lines on stdout: noise on a terminal.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     with database_server() as admin_url, weather_service() as weather_url, local_cloud() as cloud:
         wiring.settings.cache_clear()
         invoker = InProcessInvoker(provision(admin_url, upstream_url=weather_url))

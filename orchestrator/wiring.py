@@ -14,6 +14,7 @@ from typing import Any
 from orchestrator.catalog import Catalog
 from orchestrator.limits import Limits
 from orchestrator.loop import Orchestrator
+from orchestrator.metrics import record_metrics
 from orchestrator.ports import EventPublisher, Model, SessionStore, ToolInvoker
 from orchestrator.queue import SqsQueue
 from orchestrator.sessions import SessionRecord
@@ -98,6 +99,21 @@ def worker(
             limits=record.options.limits(limits),
         )
 
+    observers: list[Callable[[SessionRecord, list[dict[str, Any]]], None]] = [record_metrics]
+    if push is not None:
+        observers.append(push)
+    elif config.websocket_endpoint:
+        import boto3
+
+        from orchestrator.push import WebSocketPush
+
+        management = boto3.client("apigatewaymanagementapi", endpoint_url=config.websocket_endpoint)
+        observers.append(WebSocketPush(config.table_name, client("dynamodb", config), management))
+
+    def after_checkpoint(record: SessionRecord, events: list[dict[str, Any]]) -> None:
+        for observe in observers:
+            observe(record, events)
+
     return Worker(
         repo=repository(config),
         queue=queue(config),
@@ -105,5 +121,5 @@ def worker(
         worker_id=uuid.uuid4().hex,
         lease_seconds=config.lease_seconds,
         reserve_seconds=config.reserve_seconds,
-        push=push or (lambda record, events: None),
+        push=after_checkpoint,
     )

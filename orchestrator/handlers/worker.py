@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orchestrator import wiring
+from orchestrator.metrics import metrics
 from orchestrator.queue import session_id_of
 from orchestrator.worker import Worker
 
@@ -58,6 +59,7 @@ def record_handler(record: SQSRecord) -> str:
     return outcome
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """Lambda entry point (SQS event source with ReportBatchItemFailures)."""

@@ -72,6 +72,22 @@ class Assembly:
     def statements_of(self, role: Ref) -> list[Statement]:
         return [s for s in self.statements() if s.role == role]
 
+    def function(self, handler: str) -> Ref:
+        """The one function in the app with this handler."""
+        (found,) = [
+            ref
+            for ref, f in self.all_resources("AWS::Lambda::Function")
+            if f["Properties"]["Handler"] == handler
+        ]
+        return found
+
+    def properties(self, ref: Ref) -> Mapping[str, Any]:
+        properties: Mapping[str, Any] = self.resources(ref[0])[ref[1]]["Properties"]
+        return properties
+
+    def actions_of(self, role: Ref) -> set[str]:
+        return {a for s in self.statements_of(role) for a in s.actions}
+
     def function_role(self, function: Ref) -> Ref:
         stack, _ = function
         role = self.target(stack, self.resources(stack)[function[1]]["Properties"]["Role"])

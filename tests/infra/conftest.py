@@ -45,10 +45,7 @@ def lockgate(config: LockgateConfig) -> Lockgate:
 
 @pytest.fixture(scope="session")
 def templates(lockgate: Lockgate) -> dict[str, Template]:
-    return {
-        stack.stack_name: Template.from_stack(stack)
-        for stack in (lockgate.data, lockgate.tools, lockgate.api)
-    }
+    return {stack.stack_name: Template.from_stack(stack) for stack in lockgate.stacks}
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from packaging.markers import Marker
 from packaging.utils import canonicalize_name
 
 from infra.bundling import (
+    AUTH_PACKAGES,
     CORE_PACKAGES,
     MIGRATION_SOURCES,
     ORCHESTRATOR_PACKAGES,
@@ -35,11 +36,15 @@ TARGET = {
 
 
 def _closure(roots: tuple[str, ...]) -> set[str]:
-    """Every package uv.lock says the roots need on the Lambda runtime, minus what it ships."""
+    """Every package uv.lock says the roots (`name` or `name[extra]`) need on the Lambda
+    runtime, minus what it ships."""
     lock = tomllib.loads((ROOT / "uv.lock").read_text())
     packages = {canonicalize_name(p["name"]): p for p in lock["package"]}
     seen: set[str] = set()
-    stack = [canonicalize_name(r) for r in roots]
+    stack = [canonicalize_name(r.split("[")[0]) for r in roots]
+    extras = {
+        canonicalize_name(r.split("[")[0]): r.split("[")[1].rstrip("]") for r in roots if "[" in r
+    }
     while stack:
         name = stack.pop()
         if name in seen or name in RUNTIME_PROVIDED:
@@ -47,8 +52,8 @@ def _closure(roots: tuple[str, ...]) -> set[str]:
         seen.add(name)
         package = packages[name]
         deps = list(package.get("dependencies", []))
-        if name == "psycopg":  # we install psycopg[binary]
-            deps += package["optional-dependencies"]["binary"]
+        if name in extras:
+            deps += package["optional-dependencies"][extras[name]]
         for dep in deps:
             marker = dep.get("marker")
             if marker is None or Marker(marker).evaluate(TARGET):
@@ -60,13 +65,14 @@ def test_pinned_package_lists_are_closed_under_the_lock() -> None:
     assert set(CORE_PACKAGES) == _closure(
         ("aws-lambda-powertools", "pydantic", "pydantic-settings")
     )
-    assert set(POSTGRES_PACKAGES) == _closure(("psycopg",)) - set(CORE_PACKAGES)
+    assert set(POSTGRES_PACKAGES) == _closure(("psycopg[binary]",)) - set(CORE_PACKAGES)
     assert set(ORCHESTRATOR_PACKAGES) == _closure(("tenacity",)) - set(CORE_PACKAGES)
+    assert set(AUTH_PACKAGES) == _closure(("pyjwt[crypto]",)) - set(CORE_PACKAGES)
 
 
 def test_pins_come_from_the_lock_and_never_include_boto() -> None:
     bundler = Bundler(PLATFORM)
-    pins = bundler.pins(CORE_PACKAGES + POSTGRES_PACKAGES + ORCHESTRATOR_PACKAGES)
+    pins = bundler.pins(CORE_PACKAGES + POSTGRES_PACKAGES + ORCHESTRATOR_PACKAGES + AUTH_PACKAGES)
     assert all("==" in p for p in pins)
     assert not any(p.split("==")[0] in RUNTIME_PROVIDED for p in pins)
     for name in ("boto3", "botocore"):
@@ -93,6 +99,7 @@ def test_a_tool_asset_holds_its_own_folder_and_the_kit_only() -> None:
 def test_orchestrator_asset_holds_contracts_not_handlers() -> None:
     files = {p.as_posix() for p in Bundler(PLATFORM).sources(ORCHESTRATOR_SOURCES)}
     assert "orchestrator/handlers/api.py" in files
+    assert "orchestrator/settings.py" in files
     for spec in CONTRACTS:
         assert f"tools/{spec.name}/contract.py" in files
         assert f"tools/{spec.name}/handler.py" not in files

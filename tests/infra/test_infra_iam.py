@@ -1,14 +1,25 @@
 """Invariant 2 in the templates: one role per tool, own secret only, only the orchestrator
-invokes tools, and the orchestrator never reads a database secret."""
+(the worker) invokes tools and models, and every other function holds exactly its own grants."""
 
 from __future__ import annotations
 
 from cfn_model import Assembly, Ref
 
 from infra.config import LockgateConfig
+from infra.constructs.lambda_role import VPC_ACTIONS
 from infra.constructs.tool_function import pascal
+from infra.stacks.api import (
+    API_HANDLER,
+    API_TABLE_ACTIONS,
+    DEAD_LETTER_HANDLER,
+    WEBSOCKET_AUTHORIZER,
+    WEBSOCKET_HANDLER,
+    WORKER_HANDLER,
+)
 from infra.wiring import Lockgate
 from tools.registry import CONTRACTS
+
+LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 
 
 def _tool_functions(assembly: Assembly, lockgate: Lockgate) -> dict[str, Ref]:
@@ -21,20 +32,38 @@ def _tool_functions(assembly: Assembly, lockgate: Lockgate) -> dict[str, Ref]:
     return found
 
 
+def _role(assembly: Assembly, handler: str) -> Ref:
+    return assembly.function_role(assembly.function(handler))
+
+
 def _orchestrator_role(assembly: Assembly, lockgate: Lockgate) -> Ref:
-    stack = lockgate.api.stack_name
-    (function,) = [
-        (stack, k)
-        for k, v in assembly.resources(stack, "AWS::Lambda::Function").items()
-        if v["Properties"]["Handler"] == "orchestrator.handlers.api.handler"
-    ]
-    return assembly.function_role(function)
+    """The worker's role, which must be the tools stack's orchestrator role."""
+    role = _role(assembly, WORKER_HANDLER)
+    assert role == (lockgate.tools.stack_name, role[1])
+    assert role[1].startswith("OrchestratorRole")
+    return role
+
+
+def _session_resource(assembly: Assembly, stack: str, value: object) -> str:
+    """`SessionsTable`, `SessionsQueue`, ...: the sessions-stack resource a value points at."""
+    target = assembly.target(stack, value)
+    assert target is not None and target[0].endswith("Sessions"), value
+    return target[1]
 
 
 def test_each_tool_has_its_own_role(assembly: Assembly, lockgate: Lockgate) -> None:
     roles = [assembly.function_role(f) for f in _tool_functions(assembly, lockgate).values()]
     assert len(set(roles)) == len(CONTRACTS)
     assert _orchestrator_role(assembly, lockgate) not in roles
+
+
+def test_every_session_function_has_its_own_role(assembly: Assembly, lockgate: Lockgate) -> None:
+    handlers = (API_HANDLER, DEAD_LETTER_HANDLER, WEBSOCKET_HANDLER, WEBSOCKET_AUTHORIZER)
+    roles = {_role(assembly, h) for h in handlers}
+    assert len(roles) == len(handlers)
+    assert _orchestrator_role(assembly, lockgate) not in roles
+    tool_roles = {assembly.function_role(f) for f in _tool_functions(assembly, lockgate).values()}
+    assert not roles & tool_roles
 
 
 def test_a_tool_role_reads_exactly_its_own_secret(assembly: Assembly, lockgate: Lockgate) -> None:
@@ -45,7 +74,7 @@ def test_a_tool_role_reads_exactly_its_own_secret(assembly: Assembly, lockgate: 
         secret_statements = [
             s for s in statements if any(a.startswith("secretsmanager:") for a in s.actions)
         ]
-        env = assembly.resources(function[0])[function[1]]["Properties"]["Environment"]["Variables"]
+        env = assembly.properties(function)["Environment"]["Variables"]
         if not spec.needs_database:
             # A tool without database privileges has no secret at all.
             assert secret_statements == [], spec.name
@@ -66,7 +95,7 @@ def test_a_tool_role_cannot_invoke_lambdas(assembly: Assembly, lockgate: Lockgat
             assert not any(a.startswith("lambda:") or a == "*" for a in statement.actions)
 
 
-def test_only_the_orchestrator_can_invoke_tools(assembly: Assembly, lockgate: Lockgate) -> None:
+def test_only_the_worker_can_invoke_tools(assembly: Assembly, lockgate: Lockgate) -> None:
     orchestrator = _orchestrator_role(assembly, lockgate)
     tools = _tool_functions(assembly, lockgate)
     # Resource policies: exactly one per tool, naming the orchestrator's role.
@@ -89,21 +118,47 @@ def test_only_the_orchestrator_can_invoke_tools(assembly: Assembly, lockgate: Lo
     assert sorted(assembly.target(orchestrator[0], r) for r in statement.resources) == sorted(
         tools.values()
     )
+    # And the orchestrator's role runs the worker and nothing else.
+    runs = [
+        ref
+        for ref, _ in assembly.all_resources("AWS::Lambda::Function")
+        if assembly.function_role(ref) == orchestrator
+    ]
+    assert runs == [assembly.function(WORKER_HANDLER)]
 
 
-def test_the_orchestrator_cannot_read_any_secret(assembly: Assembly, lockgate: Lockgate) -> None:
-    actions = {
-        a for s in assembly.statements_of(_orchestrator_role(assembly, lockgate)) for a in s.actions
-    }
-    assert actions == {
+def test_only_the_worker_calls_models(assembly: Assembly, lockgate: Lockgate) -> None:
+    calling = {s.role for s in assembly.statements() if any("bedrock" in a for a in s.actions)}
+    assert calling == {_orchestrator_role(assembly, lockgate)}
+
+
+def test_the_worker_holds_exactly_its_grants(assembly: Assembly, lockgate: Lockgate) -> None:
+    statements = assembly.statements_of(_orchestrator_role(assembly, lockgate))
+    assert {a for s in statements for a in s.actions} == {
         "bedrock:InvokeModel",
         "lambda:InvokeFunction",
-        "logs:CreateLogStream",
-        "logs:PutLogEvents",
-    }
+        *LOGS,
+        *(f"dynamodb:{a}" for a in (*API_TABLE_ACTIONS, "DeleteItem")),
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ChangeMessageVisibility",
+        "sqs:SendMessage",
+        "execute-api:ManageConnections",
+    }  # and in particular no secret
+    api = lockgate.api.stack_name
+    by_service = {next(iter(s.actions)).split(":")[0]: s for s in statements}
+    (table,) = by_service["dynamodb"].resources
+    assert _session_resource(assembly, api, table) == "SessionsTable"
+    (queue,) = by_service["sqs"].resources
+    assert _session_resource(assembly, api, queue) == "SessionsQueue"
+    (connections,) = by_service["execute-api"].resources
+    parts = connections["Fn::Join"][1]
+    assert {"Ref": "WebSocketApi"} in parts
+    assert parts[-1] == f"/{lockgate.api.websocket_stage.stage_name}/POST/@connections/*"
 
 
-def test_the_orchestrator_invokes_only_the_configured_models(
+def test_the_worker_invokes_only_the_configured_models(
     assembly: Assembly, lockgate: Lockgate, config: LockgateConfig
 ) -> None:
     (statement,) = [
@@ -117,15 +172,61 @@ def test_the_orchestrator_invokes_only_the_configured_models(
         assert any(f"foundation-model/{model_id}" in r for r in rendered)
 
 
+def test_the_api_function_cannot_invoke_tools_or_models(
+    assembly: Assembly, lockgate: Lockgate
+) -> None:
+    statements = assembly.statements_of(_role(assembly, API_HANDLER))
+    actions = {a for s in statements for a in s.actions}
+    assert not any(a.startswith(("lambda:", "bedrock:", "execute-api:")) for a in actions)
+    assert actions == {*LOGS, *(f"dynamodb:{a}" for a in API_TABLE_ACTIONS), "sqs:SendMessage"}
+    api = lockgate.api.stack_name
+    for statement in statements:
+        if statement.actions <= LOGS:
+            continue
+        (resource,) = statement.resources
+        expected = "SessionsQueue" if statement.actions == {"sqs:SendMessage"} else "SessionsTable"
+        assert _session_resource(assembly, api, resource) == expected
+
+
+def test_the_dead_letter_function_cannot_send_or_invoke_anything(
+    assembly: Assembly, lockgate: Lockgate
+) -> None:
+    statements = assembly.statements_of(_role(assembly, DEAD_LETTER_HANDLER))
+    actions = {a for s in statements for a in s.actions}
+    assert actions == {
+        *LOGS,
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:TransactWriteItems",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    }
+    (consume,) = [s for s in statements if any(a.startswith("sqs:") for a in s.actions)]
+    (resource,) = consume.resources
+    assert _session_resource(assembly, lockgate.api.stack_name, resource) == (
+        "SessionsDeadLetterQueue"
+    )
+
+
+def test_websocket_functions_reach_the_table_only(assembly: Assembly, lockgate: Lockgate) -> None:
+    handler = assembly.statements_of(_role(assembly, WEBSOCKET_HANDLER))
+    for statement in handler:
+        if statement.actions <= LOGS:
+            continue
+        assert all(a.startswith("dynamodb:") for a in statement.actions)
+        (resource,) = statement.resources
+        assert _session_resource(assembly, lockgate.api.stack_name, resource) == "SessionsTable"
+    # The authorizer only checks a token's signature against the user pool's public keys.
+    assert assembly.actions_of(_role(assembly, WEBSOCKET_AUTHORIZER)) == LOGS
+
+
 def test_no_managed_policies_and_no_wildcard_actions(assembly: Assembly) -> None:
     for _, role in assembly.all_resources("AWS::IAM::Role"):
         assert "ManagedPolicyArns" not in role["Properties"]
     for statement in assembly.statements():
         assert not any(a == "*" or a.endswith(":*") for a in statement.actions), statement.raw
-
-
-def test_wildcard_resources_only_where_aws_requires_them(assembly: Assembly) -> None:
-    # ec2 network-interface actions for VPC-attached functions have no resource-level ARNs.
-    for statement in assembly.statements():
+        # A bare "*" resource only where AWS offers nothing narrower (network interfaces).
         if "*" in statement.resources:
-            assert all(a.startswith("ec2:") for a in statement.actions), statement.raw
+            assert statement.actions <= set(VPC_ACTIONS), statement.raw

@@ -17,7 +17,12 @@ from pydantic import Field
 
 from infra.config import LockgateConfig
 from infra.constructs.tool_function import DatabaseAccess, ToolFunction, ToolFunctionProps, pascal
-from infra.stacks.api import SESSION_REQUEST_SCHEMA
+from infra.stacks.api import (
+    API_HANDLER,
+    SESSION_OPTIONS_SCHEMA,
+    SESSION_REQUEST_SCHEMA,
+    WORKER_HANDLER,
+)
 from infra.wiring import ARCHITECTURE, RUNTIME, Lockgate, build
 from tools.kit.contract import StrictInput, ToolOutput, ToolSpec
 from tools.registry import CONTRACTS
@@ -72,21 +77,32 @@ def test_database_is_private_encrypted_and_backed_up(
 def test_stateful_resources_have_pinned_logical_ids(
     templates: dict[str, Template], lockgate: Lockgate
 ) -> None:
-    resources = templates[lockgate.data.stack_name].to_json()["Resources"]
     pinned = {
-        "Vpc": "AWS::EC2::VPC",
-        "Database": "AWS::RDS::DBInstance",
-        "DatabaseSubnetGroup": "AWS::RDS::DBSubnetGroup",
-        "DatabaseSecurityGroup": "AWS::EC2::SecurityGroup",
-        "DatabaseMasterSecret": "AWS::SecretsManager::Secret",
-        **{
-            f"ToolSecret{pascal(s.name)}": "AWS::SecretsManager::Secret"
-            for s in CONTRACTS
-            if s.needs_database
+        lockgate.data.stack_name: {
+            "Vpc": "AWS::EC2::VPC",
+            "Database": "AWS::RDS::DBInstance",
+            "DatabaseSubnetGroup": "AWS::RDS::DBSubnetGroup",
+            "DatabaseSecurityGroup": "AWS::EC2::SecurityGroup",
+            "DatabaseMasterSecret": "AWS::SecretsManager::Secret",
+            **{
+                f"ToolSecret{pascal(s.name)}": "AWS::SecretsManager::Secret"
+                for s in CONTRACTS
+                if s.needs_database
+            },
         },
+        lockgate.sessions.stack_name: {
+            "SessionsTable": "AWS::DynamoDB::Table",
+            "SessionsQueue": "AWS::SQS::Queue",
+            "SessionsDeadLetterQueue": "AWS::SQS::Queue",
+        },
+        lockgate.api.stack_name: {"WebSocketApi": "AWS::ApiGatewayV2::Api"},
     }
-    for logical, type_ in pinned.items():
-        assert resources[logical]["Type"] == type_
+    for stack, expected in pinned.items():
+        resources = templates[stack].to_json()["Resources"]
+        for logical, type_ in expected.items():
+            assert resources[logical]["Type"] == type_
+    assert lockgate.data.termination_protection
+    assert lockgate.sessions.termination_protection
 
 
 def test_one_secret_per_tool_in_the_rds_shape(
@@ -244,6 +260,36 @@ def test_api_requires_cognito_validates_logs_and_throttles(
     )
     for method in api.find_resources("AWS::ApiGateway::Method").values():
         assert method["Properties"]["AuthorizationType"] == "COGNITO_USER_POOLS"
+        assert "RequestValidatorId" in method["Properties"]
+
+
+def test_rest_api_routes_all_go_to_the_api_function(assembly: Assembly, lockgate: Lockgate) -> None:
+    stack = lockgate.api.stack_name
+    resources = assembly.resources(stack, "AWS::ApiGateway::Resource")
+
+    def path(value: Any) -> str:
+        target = assembly.target(stack, value)
+        if target is None or target[1] not in resources:
+            return ""  # the API's root resource
+        properties = resources[target[1]]["Properties"]
+        return f"{path(properties['ParentId'])}/{properties['PathPart']}"
+
+    routes = {}
+    for method in assembly.resources(stack, "AWS::ApiGateway::Method").values():
+        properties = method["Properties"]
+        routes[f"{properties['HttpMethod']} {path(properties['ResourceId'])}"] = properties
+    assert set(routes) == {
+        "POST /sessions",
+        "GET /sessions/{id}",
+        "GET /sessions/{id}/events",
+        "POST /sessions/{id}/cancel",
+    }
+    api_function = assembly.function(API_HANDLER)
+    for route, properties in routes.items():
+        uri = json.dumps(properties["Integration"]["Uri"])
+        assert api_function[1] in uri, route
+        if "{id}" in route:
+            assert properties["RequestParameters"] == {"method.request.path.id": True}
 
 
 def test_user_pool_carries_the_tenant_and_one_group_per_scope(
@@ -268,27 +314,50 @@ def test_user_pool_carries_the_tenant_and_one_group_per_scope(
     assert "custom:tenant_id" not in client["Properties"]["WriteAttributes"]
 
 
-def test_orchestrator_is_told_every_tool_and_the_router_model(
+def test_worker_is_told_every_tool_its_models_and_where_sessions_live(
     assembly: Assembly, lockgate: Lockgate, config: LockgateConfig
 ) -> None:
-    stack = lockgate.api.stack_name
-    (function,) = [
-        f
-        for f in assembly.resources(stack, "AWS::Lambda::Function").values()
-        if f["Properties"]["Handler"] == "orchestrator.handlers.api.handler"
-    ]
-    env: dict[str, Any] = function["Properties"]["Environment"]["Variables"]
+    worker = assembly.properties(assembly.function(WORKER_HANDLER))
+    env: dict[str, Any] = worker["Environment"]["Variables"]
     assert env["LOCKGATE_MODEL_ID"] == config.models.router_model_id
+    assert env["LOCKGATE_SYNTHESIZER_MODEL_ID"] == (config.models.synthesizer or "")
     assert env["LOCKGATE_MAX_STEPS"] == str(config.max_steps)
     rendered = str(env["LOCKGATE_TOOL_FUNCTIONS"])
     for spec in CONTRACTS:
         assert f'"{spec.name}":' in rendered
-    assert "VpcConfig" not in function["Properties"]
+    api = lockgate.api.stack_name
+    assert assembly.target(api, env["LOCKGATE_TABLE_NAME"]) == (
+        lockgate.sessions.stack_name,
+        "SessionsTable",
+    )
+    assert assembly.target(api, env["LOCKGATE_QUEUE_URL"]) == (
+        lockgate.sessions.stack_name,
+        "SessionsQueue",
+    )
+    endpoint = env["LOCKGATE_WEBSOCKET_ENDPOINT"]["Fn::Join"][1]
+    assert endpoint[0] == "https://"
+    assert {"Ref": "WebSocketApi"} in endpoint
+    assert endpoint[-1].endswith(f"/{config.api.stage_name}")
+    assert "VpcConfig" not in worker
+    assert worker["Timeout"] == config.worker.timeout_seconds
+    assert worker["MemorySize"] == config.worker.memory_mb
+
+
+def test_api_function_is_told_the_models_a_caller_may_choose(
+    assembly: Assembly, config: LockgateConfig
+) -> None:
+    env = assembly.properties(assembly.function(API_HANDLER))["Environment"]["Variables"]
+    assert json.loads(env["LOCKGATE_ALLOWED_MODELS"]) == list(config.models.choosable)
+    assert json.loads(env["LOCKGATE_ALLOWED_MODELS"])[0] == config.models.router_model_id
+    assert env["LOCKGATE_MODEL_ID"] == config.models.router_model_id
+    assert env["LOCKGATE_MAX_STEPS"] == str(config.max_steps)
+    assert {"LOCKGATE_TABLE_NAME", "LOCKGATE_QUEUE_URL"} <= set(env)
+    assert "LOCKGATE_TOOL_FUNCTIONS" not in env
 
 
 def test_api_body_schema_matches_the_handler_model() -> None:
     handler_api = pytest.importorskip("orchestrator.handlers.api")
-    schema = handler_api.SessionRequest.model_json_schema()
+    schema = handler_api.CreateSession.model_json_schema()
     gateway = SESSION_REQUEST_SCHEMA._values  # the struct's fields, snake_case
     assert set(gateway["properties"]) == set(schema["properties"])
     assert gateway["required"] == schema["required"]
@@ -296,6 +365,16 @@ def test_api_body_schema_matches_the_handler_model() -> None:
         gateway["properties"]["request"]._values["max_length"]
         == schema["properties"]["request"]["maxLength"]
     )
+    # `options` is a nested model: compare its fields wherever pydantic put its schema.
+    options = schema["properties"]["options"]
+    ref = next((o["$ref"] for o in (options, *options.get("anyOf", ())) if "$ref" in o), None)
+    if ref is not None:
+        options = schema["$defs"][ref.rsplit("/", 1)[1]]
+    gateway_options = SESSION_OPTIONS_SCHEMA._values["properties"]
+    assert set(gateway_options) == set(options["properties"])
+    model = options["properties"]["model"]
+    model = next((o for o in model.get("anyOf", ()) if o.get("type") == "string"), model)
+    assert gateway_options["model"]._values["max_length"] == model["maxLength"]
 
 
 def test_upstream_urls_reach_only_their_tool(config: LockgateConfig) -> None:

@@ -201,3 +201,36 @@ def test_a_malformed_message_fails_its_item_not_the_batch(stack: Stack, body: st
     stack.work.poll_once()
     _, _, view = stack.api("GET", f"/sessions/{session_id}")
     assert view["status"] == "completed"
+
+
+def test_metrics_count_each_event_once_per_session(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json as jsonlib
+
+    session_id = stack.create()
+    capsys.readouterr()
+    stack.drain()
+    totals: dict[str, float] = {}
+    outcomes: list[str] = []
+    for line in capsys.readouterr().out.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        blob = jsonlib.loads(line)
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            assert directive["Namespace"] == "Lockgate"
+            for metric in directive["Metrics"]:
+                value = blob[metric["Name"]]
+                totals[metric["Name"]] = totals.get(metric["Name"], 0) + (
+                    sum(value) if isinstance(value, list) else value
+                )
+        if "outcome" in blob:
+            outcomes.append(blob["outcome"])
+    assert totals["Steps"] == 5
+    assert totals["ToolCalls"] == 3
+    assert totals["ValidationFailures"] == 1
+    assert totals["InputTokens"] > 0
+    assert totals["Sessions"] == 1
+    assert outcomes == ["completed"]
+    _, _, view = stack.api("GET", f"/sessions/{session_id}")
+    assert totals["InputTokens"] == view["usage"]["input_tokens"]

@@ -206,6 +206,7 @@ def test_router_and_synthesizer_usage_is_reported_per_model() -> None:
         [FinalAnswer(text="Ada is a gold customer.")],
         "writer",
         Usage(input_tokens=800, output_tokens=50),
+        by_history=False,
     )
     orchestrator = orchestrate(
         RecordingInvoker(), FakeClock(), Limits(), model=router, synthesizer=writer, prices=PRICES
@@ -226,7 +227,10 @@ def test_synthesizer_is_skipped_when_it_cannot_be_afforded() -> None:
         [FinalAnswer(text="router answer")], "router", Usage(input_tokens=500, output_tokens=20)
     )
     writer = PricedModel(
-        [FinalAnswer(text="never")], "writer", Usage(input_tokens=800, output_tokens=50)
+        [FinalAnswer(text="never")],
+        "writer",
+        Usage(input_tokens=800, output_tokens=50),
+        by_history=False,
     )
     orchestrator = orchestrate(
         RecordingInvoker(),

@@ -191,8 +191,8 @@ def test_a_session_resumes_from_its_checkpoint() -> None:
         catalog=Catalog(CONTRACTS), model=ScriptedModel(script), invoker=invoker, store=store
     )
     first.step(first.start("s9", "two lookups", ALICE))
-    # A new worker picks up the checkpoint; its model continues from step 1.
-    resumed_model = ScriptedModel(script[1:])
+    # A new worker picks up the checkpoint; a fresh model continues from step 1.
+    resumed_model = ScriptedModel(script)
     second = Orchestrator(
         catalog=Catalog(CONTRACTS), model=resumed_model, invoker=invoker, store=store
     )

@@ -19,7 +19,7 @@ def test_script_file_expands_relative_dates(tmp_path: Path) -> None:
         "model: t\nsteps:\n  - tool: flight_book\n    arguments: {date: '{today+3}'}\n"
         "  - tool: customer_lookup\n    arguments: 'not json'\n  - final: done\n"
     )
-    model = ScriptedModel.from_file(script)
+    model = ScriptedModel.from_file(script, by_history=False)
     first = model.decide(EMPTY).decision
     assert isinstance(first, ToolCall)
     expected = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=3)).isoformat()
