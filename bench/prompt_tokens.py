@@ -50,13 +50,23 @@ ROUTES = (("CDG", "JFK", "LG100"), ("LHR", "SFO", "LG200"), ("AMS", "LIS", "LG30
 
 
 def script(steps: int = STEPS) -> list[ToolCall | FinalAnswer]:
-    """A realistic mix: lookups, tier changes and bookings, then a final answer."""
+    """A realistic mix: flight searches (two weeks of departures each), lookups, tier changes
+    and bookings, then a final answer."""
     ids = list(CUSTOMERS)
     calls: list[ToolCall | FinalAnswer] = []
     for i in range(steps - 1):
-        customer = ids[(i // 3) % len(ids)]
-        kind = i % 3
-        if kind == 0:
+        customer = ids[(i // 4) % len(ids)]
+        kind = i % 4
+        if kind == 3:
+            origin, destination, _ = ROUTES[i % len(ROUTES)]
+            tool = "flight_search"
+            arguments = {
+                "origin": origin,
+                "destination": destination,
+                "date_from": "2030-05-01",
+                "days": 14,
+            }
+        elif kind == 0:
             tool, arguments = "customer_lookup", {"customer_id": customer}
         elif kind == 1:
             tiers = ("standard", "silver", "gold", "platinum")
@@ -84,6 +94,20 @@ class DemoTools:
     def invoke(self, tool: str, envelope: Mapping[str, Any]) -> Observation:
         """The output the real tool returns for this input on the demo data."""
         data = envelope["input"]
+        if tool == "flight_search":
+            flight_no = next(
+                f for o, d, f in ROUTES if (o, d) == (data["origin"], data["destination"])
+            )
+            flights = [
+                {
+                    "flight_no": flight_no,
+                    "origin": data["origin"],
+                    "destination": data["destination"],
+                    "departs_at": f"2030-05-{day:02d}T09:30:00+00:00",
+                }
+                for day in range(1, data["days"] + 1)
+            ]
+            return observation_from_response({"status": "ok", "output": {"flights": flights}})
         name, email, tier = CUSTOMERS[data["customer_id"]]
         output: dict[str, Any] = {
             "customer_id": data["customer_id"],
@@ -111,7 +135,18 @@ Strategy = Callable[[Model, ToolInvoker], Orchestrator]
 
 
 def append_all(model: Model, invoker: ToolInvoker) -> Orchestrator:
-    """The orchestrator as configured by default."""
+    """Every past call and result shown verbatim, every turn (no compaction)."""
+    return Orchestrator(
+        catalog=Catalog(CONTRACTS),
+        model=model,
+        invoker=invoker,
+        store=MemoryStore(),
+        limits=Limits(max_steps=STEPS, keep_recent_steps=None),
+    )
+
+
+def compacted(model: Model, invoker: ToolInvoker) -> Orchestrator:
+    """The default: recent steps verbatim, older results as previews with a reference."""
     return Orchestrator(
         catalog=Catalog(CONTRACTS),
         model=model,
@@ -121,7 +156,7 @@ def append_all(model: Model, invoker: ToolInvoker) -> Orchestrator:
     )
 
 
-STRATEGIES: dict[str, Strategy] = {BASELINE: append_all}
+STRATEGIES: dict[str, Strategy] = {BASELINE: append_all, "compacted": compacted}
 
 
 def measure(steps: int = STEPS) -> dict[str, Any]:
@@ -160,6 +195,18 @@ def report(result: dict[str, Any]) -> str:
             *(
                 f"{result[n]['fixed_input_tokens_total']:,}"
                 f" ({result[n]['fixed_input_tokens_total'] / result[n]['input_tokens_total']:.0%})"
+                for n in names
+            ),
+        ]
+    )
+    history = {
+        n: result[n]["input_tokens_total"] - result[n]["fixed_input_tokens_total"] for n in names
+    }
+    rows.append(
+        [
+            "  history part (total - first-turn x steps)",
+            *(
+                f"{history[n]:,} ({history[n] / history[BASELINE]:.0%} of {BASELINE})"
                 for n in names
             ),
         ]

@@ -6,6 +6,7 @@ or an exact error for the model, before anything is invoked.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -106,8 +107,29 @@ class Catalog:
         return ValidCall(spec, validated.model_dump(mode="json"))
 
 
-def _schema(spec: ToolSpec) -> dict[str, Any]:
-    return {k: v for k, v in spec.input_schema().items() if k not in {"title", "description"}}
+def _untitled(node: Any) -> Any:
+    """The schema without pydantic's `title`s: they repeat the property names (tokens)."""
+    if isinstance(node, dict):
+        return {
+            k: (_untitled(v) if k != "properties" else {p: _untitled(s) for p, s in v.items()})
+            for k, v in node.items()
+            if k != "title"
+        }
+    if isinstance(node, list):
+        return [_untitled(item) for item in node]
+    return node
+
+
+@functools.cache
+def _schema_cached(spec_name: str, input_model: type[Any]) -> dict[str, Any]:
+    schema: dict[str, Any] = _untitled(input_model.model_json_schema())
+    schema.pop("description", None)
+    return schema
+
+
+def provider_schema(spec: ToolSpec) -> dict[str, Any]:
+    """The input schema a provider is given (computed once per tool; do not mutate)."""
+    return _schema_cached(spec.name, spec.input)
 
 
 def bedrock_tools(specs: Iterable[ToolSpec]) -> list[dict[str, Any]]:
@@ -117,7 +139,7 @@ def bedrock_tools(specs: Iterable[ToolSpec]) -> list[dict[str, Any]]:
             "toolSpec": {
                 "name": s.name,
                 "description": s.description,
-                "inputSchema": {"json": _schema(s)},
+                "inputSchema": {"json": provider_schema(s)},
             }
         }
         for s in specs
@@ -127,14 +149,16 @@ def bedrock_tools(specs: Iterable[ToolSpec]) -> list[dict[str, Any]]:
 def anthropic_tools(specs: Iterable[ToolSpec]) -> list[dict[str, Any]]:
     """Anthropic Messages API `tools`."""
     return [
-        {"name": s.name, "description": s.description, "input_schema": _schema(s)} for s in specs
+        {"name": s.name, "description": s.description, "input_schema": provider_schema(s)}
+        for s in specs
     ]
 
 
 def mcp_tools(specs: Iterable[ToolSpec]) -> list[dict[str, Any]]:
     """MCP `tools/list` entries."""
     return [
-        {"name": s.name, "description": s.description, "inputSchema": _schema(s)} for s in specs
+        {"name": s.name, "description": s.description, "inputSchema": provider_schema(s)}
+        for s in specs
     ]
 
 
@@ -165,7 +189,7 @@ def openai_tools(specs: Iterable[ToolSpec]) -> list[dict[str, Any]]:
             "function": {
                 "name": s.name,
                 "description": s.description,
-                "parameters": _strict(_schema(s)),
+                "parameters": _strict(provider_schema(s)),
                 "strict": True,
             },
         }

@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.catalog import provider_schema
 from orchestrator.types import Exchange, Observation, Step
 
 __all__ = ["Exchange", "compact_result", "estimate_tokens", "exchanges", "shown_result"]
@@ -85,7 +86,7 @@ def estimate_tokens(request: ModelRequest) -> int:
     """Rough prompt size in tokens: the text a provider would be sent, divided by four."""
     chars = len(request.system) + len(request.request)
     for spec in request.tools:
-        chars += len(spec.name) + len(spec.description) + len(json.dumps(spec.input_schema()))
+        chars += len(spec.name) + len(spec.description) + len(json.dumps(provider_schema(spec)))
     for exchange in request.exchanges:
         chars += len(exchange.call.tool) + len(exchange.call.arguments)
         chars += len(json.dumps(exchange.result, default=str))
