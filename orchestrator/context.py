@@ -82,6 +82,29 @@ def exchanges(steps: Sequence[Step], keep_recent: int | None = None) -> list[Exc
     ]
 
 
+class Transcript:
+    """The exchanges of one session, each built once and kept in both forms, so showing the
+    history to the model costs the same at step 45 as at step 5."""
+
+    def __init__(self) -> None:
+        self._full: list[Exchange | None] = []
+        self._compact: list[Exchange | None] = []
+
+    def view(self, steps: Sequence[Step], keep_recent: int | None) -> list[Exchange]:
+        """Same as `exchanges(steps, keep_recent)`, from the kept objects."""
+        if len(self._full) > len(steps):  # not this session's history: start over
+            self._full, self._compact = [], []
+        for step in steps[len(self._full) :]:
+            shown = step.shown is not None and step.compact is not None
+            decision = step.turn.decision
+            self._full.append(Exchange(decision, step.shown) if shown else None)  # type: ignore[arg-type]  # shown is set
+            self._compact.append(Exchange(decision, step.compact) if shown else None)  # type: ignore[arg-type]  # compact is set
+        cutoff = 0 if keep_recent is None else max(0, len(steps) - keep_recent)
+        return [e for e in self._compact[:cutoff] if e is not None] + [
+            e for e in self._full[cutoff:] if e is not None
+        ]
+
+
 def estimate_tokens(request: ModelRequest) -> int:
     """Rough prompt size in tokens: the text a provider would be sent, divided by four."""
     chars = len(request.system) + len(request.request)

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.catalog import Catalog, ValidCall
-from orchestrator.context import compact_result, estimate_tokens, exchanges, shown_result
+from orchestrator.context import (
+    Transcript,
+    compact_result,
+    estimate_tokens,
+    shown_result,
+)
 from orchestrator.limits import Limits
 from orchestrator.ports import (
     Event,
@@ -27,7 +32,7 @@ from orchestrator.ports import (
     SessionStore,
     ToolInvoker,
 )
-from orchestrator.pricing import PriceTable
+from orchestrator.pricing import Price, PriceTable
 from orchestrator.retry import is_transient, retrying
 from orchestrator.types import (
     Budget,
@@ -255,6 +260,8 @@ class Orchestrator:
         self.store = store
         self.events = events or NullPublisher()
         self._publishing = not isinstance(self.events, NullPublisher)
+        self._transcripts: dict[str, Transcript] = {}
+        self._price_of: dict[str, Price] = {}
         self.limits = limits or Limits()
         self.prices = prices or PriceTable()
         self.system_prompt = system_prompt
@@ -278,6 +285,14 @@ class Orchestrator:
             state = self.step(state)
         return state
 
+    def _cost(self, model_id: str, usage: Usage) -> float:
+        price = self._price_of.get(model_id)
+        if price is None:
+            price = self._price_of[model_id] = self.prices.price(model_id)
+        return (
+            usage.input_tokens * price.input_per_mtok + usage.output_tokens * price.output_per_mtok
+        ) / 1e6
+
     def _affordable(
         self, state: SessionState, model: Model, request: ModelRequest
     ) -> Finish | None:
@@ -287,7 +302,7 @@ class Orchestrator:
             self.limits,
             now=self._clock(),
             estimate=estimate,
-            estimated_cost=self.prices.cost(model.model_id, estimate),
+            estimated_cost=self._cost(model.model_id, estimate),
         )
 
     def step(self, state: SessionState) -> SessionState:
@@ -295,7 +310,9 @@ class Orchestrator:
         request = ModelRequest(
             system=self.system_prompt,
             request=state.request,
-            exchanges=exchanges(state.steps, self.limits.keep_recent_steps),
+            exchanges=self._transcripts.setdefault(state.session_id, Transcript()).view(
+                state.steps, self.limits.keep_recent_steps
+            ),
             tools=self.catalog.visible_to(state.principal),
         )
         stop = self._affordable(state, self.model, request)
@@ -305,7 +322,7 @@ class Orchestrator:
             turn = self.model.decide(request)
         except ModelError as exc:
             return self._end(state, Finish(Outcome.ERROR, f"model failed: {exc}"))
-        cost = self.prices.cost(turn.model_id, turn.usage)
+        cost = self._cost(turn.model_id, turn.usage)
         decision = turn.decision
         if isinstance(decision, ToolCall) and self._publishing:
             self._emit(state, "model_proposed", tool=decision.tool, arguments=decision.arguments)
@@ -407,7 +424,9 @@ class Orchestrator:
         request = ModelRequest(
             system=SYNTHESIS_PROMPT,
             request=state.request,
-            exchanges=exchanges(state.steps),
+            exchanges=self._transcripts.setdefault(state.session_id, Transcript()).view(
+                state.steps, self.limits.keep_recent_steps
+            ),
             tools=(),
         )
         if self._affordable(state, self.synthesizer, request) is not None:
@@ -416,7 +435,7 @@ class Orchestrator:
             turn = self.synthesizer.decide(request)
         except ModelError:
             return state, router_end
-        state = add_synthesis(state, turn, self.prices.cost(turn.model_id, turn.usage))
+        state = add_synthesis(state, turn, self._cost(turn.model_id, turn.usage))
         if not isinstance(turn.decision, FinalAnswer):
             return state, router_end
         return state, Finish(
@@ -424,6 +443,7 @@ class Orchestrator:
         )
 
     def _end(self, state: SessionState, end: Finish) -> SessionState:
+        self._transcripts.pop(state.session_id, None)
         state = finish(state, end)
         self._emit(
             state,
