@@ -51,6 +51,9 @@ CORE_PACKAGES: tuple[str, ...] = (
 )
 POSTGRES_PACKAGES: tuple[str, ...] = ("psycopg", "psycopg-binary")
 ORCHESTRATOR_PACKAGES: tuple[str, ...] = ("tenacity",)
+# Verifying Cognito tokens on the WebSocket: PyJWT with its RSA backend. Native code of
+# several MB that changes rarely, so a layer, given only to the WebSocket functions.
+AUTH_PACKAGES: tuple[str, ...] = ("cffi", "cryptography", "pycparser", "pyjwt")
 
 # Contracts only: what the orchestrator and the migrations read. No handler, no driver.
 CONTRACT_SOURCES: tuple[str, ...] = (

@@ -17,6 +17,7 @@ RetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545
 _PROFILE_PREFIX = re.compile(r"^(us|eu|apac|us-gov|jp|au|ca|global)\.")
 _MODEL_ID = re.compile(r"^[a-z0-9.-]+\.[a-z0-9.:-]+$")
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
 class _Strict(BaseModel):
@@ -44,8 +45,38 @@ class FunctionConfig(_Strict):
     timeout_seconds: int = Field(ge=1, le=900)
 
 
+class WorkerConfig(FunctionConfig):
+    """The worker: the orchestrator loop, fed by the sessions queue."""
+
+    memory_mb: int = Field(default=512, ge=128, le=10240)
+    # A long session re-enqueues itself before this limit and resumes from its checkpoint.
+    timeout_seconds: int = Field(default=300, ge=30, le=900)
+    # Messages per invocation; failed ones are reported individually and redelivered.
+    batch_size: int = Field(default=1, ge=1, le=5)
+    # Caps concurrent sessions (and so Bedrock and tool load); None = the account's pool. The
+    # queue's event source is capped to the same number, so SQS never hands the worker more
+    # than it may run (a throttled message would count towards the dead-letter queue).
+    reserved_concurrency: int | None = Field(default=None, ge=2, le=1000)
+
+
+class QueueConfig(_Strict):
+    """The sessions queue and its dead-letter queue."""
+
+    # Deliveries of one message before it moves to the dead-letter queue.
+    max_receive_count: int = Field(default=3, ge=1, le=1000)
+
+
+class AlarmsConfig(_Strict):
+    """Alarm thresholds and who hears about them."""
+
+    cost_per_hour_usd: float = Field(default=1.0, gt=0)
+    worker_error_rate_percent: float = Field(default=5.0, gt=0, le=100)
+    # Subscribed to the alarm topic (the address confirms by mail); None = no subscription.
+    email: str | None = Field(default=None, pattern=_EMAIL)
+
+
 class ApiConfig(_Strict):
-    """The REST API and its Cognito user pool."""
+    """The REST API, the WebSocket API and the Cognito user pool."""
 
     stage_name: str = Field(default="v1", pattern=r"^[A-Za-z0-9_]+$")
     throttle_rate_limit: float = Field(default=10, gt=0)
@@ -57,17 +88,21 @@ class ApiConfig(_Strict):
 
 
 class ModelsConfig(_Strict):
-    """The Bedrock models the orchestrator may call: nothing else is granted."""
+    """The Bedrock models the worker may call: nothing else is granted."""
 
     router_model_id: str = "amazon.nova-lite-v1:0"
+    # Writes the final answer (`LOCKGATE_SYNTHESIZER_MODEL_ID`); None = the router does.
+    synthesizer: str | None = None
+    # Router models a caller may choose per session (`options.model`), besides the default.
+    allowed: tuple[str, ...] = ()
     extra_model_ids: tuple[str, ...] = ()
     # Regions an inference profile (`eu.`, `us.`, ... ids) may route to; empty = the stack's.
     inference_regions: tuple[str, ...] = ()
 
-    @field_validator("router_model_id", "extra_model_ids", mode="after")
+    @field_validator("router_model_id", "synthesizer", "allowed", "extra_model_ids", mode="after")
     @classmethod
-    def _model_ids(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
-        for model_id in (value,) if isinstance(value, str) else value:
+    def _model_ids(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+        for model_id in () if value is None else (value,) if isinstance(value, str) else value:
             if not _MODEL_ID.match(model_id):
                 raise ValueError(f"{model_id!r} is not a Bedrock model id")
         return value
@@ -81,9 +116,15 @@ class ModelsConfig(_Strict):
         return value
 
     @property
+    def choosable(self) -> tuple[str, ...]:
+        """The models a caller may pick (`LOCKGATE_ALLOWED_MODELS`): the default router first."""
+        return tuple(dict.fromkeys((self.router_model_id, *self.allowed)))
+
+    @property
     def model_ids(self) -> tuple[str, ...]:
-        """Every model id the orchestrator may invoke, router first, without duplicates."""
-        return tuple(dict.fromkeys((self.router_model_id, *self.extra_model_ids)))
+        """Every model id the worker may invoke, router first, without duplicates."""
+        synthesizer = (self.synthesizer,) if self.synthesizer else ()
+        return tuple(dict.fromkeys((*self.choosable, *synthesizer, *self.extra_model_ids)))
 
 
 def is_inference_profile(model_id: str) -> bool:
@@ -109,7 +150,12 @@ class LockgateConfig(_Strict):
     database: DatabaseConfig = DatabaseConfig()
     api: ApiConfig = ApiConfig()
     models: ModelsConfig = ModelsConfig()
+    queue: QueueConfig = QueueConfig()
+    worker: WorkerConfig = WorkerConfig()
+    alarms: AlarmsConfig = AlarmsConfig()
     tool_function: FunctionConfig = FunctionConfig(memory_mb=256, timeout_seconds=15)
-    # API Gateway's integration limit is 29 s: the synchronous session must end before it.
-    orchestrator_function: FunctionConfig = FunctionConfig(memory_mb=512, timeout_seconds=29)
+    # The API, WebSocket and dead-letter functions: short request/response work, except that
+    # POST /sessions with `Prefer: wait=N` waits up to 25 s for the session to finish, within
+    # API Gateway's 29 s integration limit.
+    api_function: FunctionConfig = FunctionConfig(memory_mb=512, timeout_seconds=29)
     migration_function: FunctionConfig = FunctionConfig(memory_mb=256, timeout_seconds=300)

@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from aws_cdk import App, Validations
+from aws_cdk import App, Stack, Validations
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from cdk_nag import AwsSolutionsChecks
 
 from infra.bundling import (
+    AUTH_PACKAGES,
     CORE_PACKAGES,
     MIGRATION_SOURCES,
     ORCHESTRATOR_PACKAGES,
@@ -22,8 +23,11 @@ from infra.bundling import (
     tool_sources,
 )
 from infra.config import LockgateConfig
-from infra.stacks.api import ApiStack, ApiStackProps
+from infra.constructs.tool_function import pascal
+from infra.stacks.api import WORKER_SERVICE, ApiStack, ApiStackProps
 from infra.stacks.data import DataStack, DataStackProps
+from infra.stacks.observability import ObservabilityStack, ObservabilityStackProps
+from infra.stacks.sessions import SessionsStack, SessionsStackProps
 from infra.stacks.tools import ToolsStack, ToolsStackProps
 from tools.kit.contract import ToolSpec
 from tools.registry import CONTRACTS
@@ -56,15 +60,22 @@ _RETENTION = {
 
 @dataclass(frozen=True)
 class Lockgate:
-    """The deployed application: three stacks, deployed in this order."""
+    """The deployed application: five stacks, deployed in this order."""
 
     data: DataStack
     tools: ToolsStack
+    sessions: SessionsStack
     api: ApiStack
+    observability: ObservabilityStack
+
+    @property
+    def stacks(self) -> tuple[Stack, ...]:
+        """Every stack, in deployment order."""
+        return (self.data, self.tools, self.sessions, self.api, self.observability)
 
 
 def build(app: App, config: LockgateConfig, specs: Sequence[ToolSpec] = CONTRACTS) -> Lockgate:
-    """Create the data, tools and API stacks for these tool contracts."""
+    """Create Lockgate's stacks for these tool contracts."""
     unknown = set(config.tool_upstream_urls) - {s.name for s in specs}
     if unknown:
         raise ValueError(f"tool_upstream_urls names unknown tools: {sorted(unknown)}")
@@ -107,26 +118,59 @@ def build(app: App, config: LockgateConfig, specs: Sequence[ToolSpec] = CONTRACT
             upstream_urls=config.tool_upstream_urls,
         ),
     )
+    sessions = SessionsStack(
+        app,
+        f"{prefix}Sessions",
+        description="Lockgate sessions: DynamoDB table, sessions queue and its DLQ (stateful)",
+        props=SessionsStackProps(
+            queue=config.queue,
+            worker_timeout_seconds=config.worker.timeout_seconds,
+            dead_letter_timeout_seconds=config.api_function.timeout_seconds,
+        ),
+    )
     api = ApiStack(
         app,
         f"{prefix}Api",
-        description="Lockgate API: Cognito, REST API, orchestrator",
+        description="Lockgate API: Cognito, REST and WebSocket APIs, api, worker, DLQ functions",
         props=ApiStackProps(
             specs=specs,
             orchestrator_role=tools.orchestrator_role,
             tool_functions={name: tool.function for name, tool in tools.tools.items()},
+            table=sessions.table,
+            queue=sessions.queue,
+            dead_letter_queue=sessions.dead_letter_queue,
             code=bundler.function_code(ORCHESTRATOR_SOURCES, ORCHESTRATOR_PACKAGES),
             layers=(core,),
+            auth_layer=partial(bundler.layer_code, AUTH_PACKAGES),
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             api=config.api,
             models=config.models,
-            function=config.orchestrator_function,
+            function=config.api_function,
+            worker=config.worker,
             max_steps=config.max_steps,
             log_retention=retention,
         ),
     )
-    return Lockgate(data=data, tools=tools, api=api)
+    observability = ObservabilityStack(
+        app,
+        f"{prefix}Observability",
+        description="Lockgate observability: dashboard, alarms and their SNS topic",
+        props=ObservabilityStackProps(
+            functions={
+                **api.functions,
+                **{pascal(name): tool.function for name, tool in tools.tools.items()},
+            },
+            worker=api.worker,
+            queue=sessions.queue,
+            dead_letter_queue=sessions.dead_letter_queue,
+            api_stage=api.api.deployment_stage,
+            metrics_service=WORKER_SERVICE,
+            alarms=config.alarms,
+            dashboard_name=prefix,
+        ),
+    )
+    return Lockgate(data=data, tools=tools, sessions=sessions, api=api, observability=observability)
 
 
 def add_checks(app: App) -> None:

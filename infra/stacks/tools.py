@@ -37,7 +37,8 @@ class ToolsStack(Stack):
     """Tool functions, plus the orchestrator's role: the only principal allowed to invoke them.
 
     The role lives here, not in the API stack, so that each tool's resource policy can name it
-    without a reference cycle; the API stack adds the orchestrator's own logs and models.
+    without a reference cycle. The API stack's worker runs with it and adds its own logs,
+    models, table, queue and WebSocket grants.
     """
 
     def __init__(
@@ -48,7 +49,7 @@ class ToolsStack(Stack):
             self,
             "OrchestratorRole",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Lockgate orchestrator: invokes the registered tools and Bedrock models",
+            description="Lockgate orchestrator (the worker): invokes the registered tools and models",
         )
         layers = [
             lambda_.LayerVersion(

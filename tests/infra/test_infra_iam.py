@@ -198,7 +198,6 @@ def test_the_dead_letter_function_cannot_send_or_invoke_anything(
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
-        "dynamodb:TransactWriteItems",
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",

@@ -166,6 +166,11 @@ def test_dashboard_shows_the_session_metrics(
         assert (
             f'\\"{METRICS_NAMESPACE}\\",\\"{name}\\",\\"service\\",\\"{WORKER_SERVICE}\\"' in body
         )
+    # `Sessions` also carries an `outcome` dimension: searched, one line per outcome.
+    assert "Sessions" not in SESSION_METRICS
+    unescaped = body.replace("\\", "")
+    assert f"{{{METRICS_NAMESPACE},outcome,service}} MetricName=" in unescaped
+    assert f'MetricName="Sessions" service="{WORKER_SERVICE}"' in unescaped
     for metric in (
         "Errors",
         "Throttles",

@@ -113,7 +113,8 @@ def test_cfn_lint_finds_no_errors(cloud_assembly: Path) -> None:
     templates = sorted(cloud_assembly.glob("*.template.json"))
     assert len(templates) == len(STACKS)
     matches = [m for t in templates for m in lint_file(t)]
-    errors = [str(m) for m in matches if m.rule.id.startswith("E")]
+    # W3037: an IAM action that does not exist (it would grant nothing, silently).
+    errors = [str(m) for m in matches if m.rule.id.startswith("E") or m.rule.id == "W3037"]
     assert errors == []
 
 
