@@ -59,13 +59,18 @@ def _caller() -> Principal | None:
     return principal_from_claims(app.current_event.request_context.authorizer.claims)
 
 
-def _own(session_id: str, caller: Principal) -> SessionRecord | None:
+def _own(session_id: str) -> SessionRecord | Response[Any]:
+    """The caller's session, or the answer to give: 403 without identity, 404 if the session
+    does not exist or is someone else's (the two look the same on purpose)."""
+    caller = _caller()
+    if caller is None:
+        return _json(403, _FORBIDDEN)
     repo, _ = _services()
     try:
         record = repo.get(session_id)
     except SessionNotFound:
-        return None
-    return record if record.owned_by(caller) else None
+        return _json(404, _NOT_FOUND)
+    return record if record.owned_by(caller) else _json(404, _NOT_FOUND)
 
 
 def _links(session_id: str) -> dict[str, str]:
@@ -123,12 +128,9 @@ def create_session(body: CreateSession) -> Response[Any]:
 @app.get("/sessions/<session_id>")
 def get_session(session_id: str) -> Response[Any]:
     """Status, answer or partial result, steps, tokens and cost so far."""
-    caller = _caller()
-    if caller is None:
-        return _json(403, _FORBIDDEN)
-    record = _own(session_id, caller)
-    if record is None:
-        return _json(404, _NOT_FOUND)
+    record = _own(session_id)
+    if isinstance(record, Response):
+        return record
     return _json(200, {**record.view(), "links": _links(session_id)})
 
 
@@ -139,12 +141,9 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Response[Any]:
     """Step events (proposals, validation errors, tool results, retries, final) after `after`."""
-    caller = _caller()
-    if caller is None:
-        return _json(403, _FORBIDDEN)
-    record = _own(session_id, caller)
-    if record is None:
-        return _json(404, _NOT_FOUND)
+    record = _own(session_id)
+    if isinstance(record, Response):
+        return record
     repo, _ = _services()
     events = repo.events(session_id, after, limit)
     return _json(
@@ -161,11 +160,9 @@ def list_events(
 @app.post("/sessions/<session_id>/cancel")
 def cancel_session(session_id: str) -> Response[Any]:
     """Cancel: a queued session at once, a running one before its next step."""
-    caller = _caller()
-    if caller is None:
-        return _json(403, _FORBIDDEN)
-    if _own(session_id, caller) is None:
-        return _json(404, _NOT_FOUND)
+    owned = _own(session_id)
+    if isinstance(owned, Response):
+        return owned
     repo, _ = _services()
     record = repo.request_cancel(session_id, time.time())
     return _json(202, {**record.view(), "cancel_requested": True, "links": _links(session_id)})
