@@ -24,16 +24,20 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import REPETITIONS, Spread, table, verdict, write_results
+from tools.registry import CONTRACTS, handler_module
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1.5
 BASELINE = "import pydantic"
 LOADED_BASELINE = "from pydantic import BaseModel"
+# Every Lambda entry point: each tool's handler (from the registry) and the orchestrator's.
 ENTRY_POINTS = (
-    "tools.customer_lookup.handler",
-    "tools.customer_update.handler",
-    "tools.flight_book.handler",
+    *(handler_module(spec.name) for spec in CONTRACTS),
     "orchestrator.handlers.api",
+    "orchestrator.handlers.worker",
+    "orchestrator.handlers.dlq",
+    "orchestrator.handlers.websocket",
+    "db.handler",
 )
 # What a Lambda environment sets; logging stays as configured in the function.
 ENV = {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "eu-west-1", "PYTHONHASHSEED": "0"}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from psycopg import errors as pg_errors
-
 from tools.flight_book.contract import SPEC, Input, Output
 from tools.kit.envelope import ErrorKind, ToolError
 from tools.kit.handler import ToolContext, tool_handler
@@ -33,6 +31,8 @@ def book(ctx: ToolContext, data: Input) -> Output | ToolError:
             kind=ErrorKind.NOT_FOUND,
             message=f"no flight from {data.origin} to {data.destination} on {data.date}",
         )
+    from psycopg import errors as pg_errors  # loaded with the connection, not at cold start
+
     try:
         cur.execute(
             "INSERT INTO bookings (customer_id, flight_id, cabin) VALUES (%s, %s, %s) RETURNING id",

@@ -7,14 +7,34 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg.conninfo import make_conninfo
 
-from tools.kit.envelope import Principal
+from tools.kit.envelope import ErrorKind, Principal
 from tools.kit.settings import ToolSettings
 
 
 class DatabaseUnavailable(Exception):
     """The database could not be reached; the call may succeed if retried."""
+
+
+_TRANSIENT = (
+    DatabaseUnavailable,
+    psycopg.OperationalError,
+    pg_errors.SerializationFailure,
+    pg_errors.DeadlockDetected,
+    pg_errors.LockNotAvailable,
+    pg_errors.QueryCanceled,
+)
+
+
+def failure_kind(exc: Exception) -> ErrorKind | None:
+    """What a database exception means to the caller: retry later, not allowed, or a bug."""
+    if isinstance(exc, _TRANSIENT):
+        return ErrorKind.TRANSIENT
+    if isinstance(exc, pg_errors.InsufficientPrivilege):
+        return ErrorKind.FORBIDDEN
+    return None
 
 
 class ToolDatabase:

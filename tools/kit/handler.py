@@ -11,17 +11,13 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import psycopg
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import parse
-from psycopg import errors as pg_errors
-from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from tools.kit.contract import StrictInput, ToolOutput, ToolSpec
-from tools.kit.db import DatabaseUnavailable, ToolDatabase
 from tools.kit.envelope import (
     Envelope,
     ErrorKind,
@@ -34,17 +30,15 @@ from tools.kit.envelope import (
 from tools.kit.settings import ToolSettings
 from tools.kit.validation import describe_errors
 
+if TYPE_CHECKING:  # the driver is imported on first database use, not at cold start
+    import psycopg
+
+    from tools.kit.db import ToolDatabase
+
 InputT = TypeVar("InputT", bound=StrictInput)
 OutputT = TypeVar("OutputT", bound=ToolOutput)
 
 logger = Logger(service="lockgate-tool")
-
-_TRANSIENT_SQLSTATES = (
-    pg_errors.SerializationFailure,
-    pg_errors.DeadlockDetected,
-    pg_errors.LockNotAvailable,
-    pg_errors.QueryCanceled,
-)
 
 
 @dataclass(frozen=True)
@@ -109,6 +103,8 @@ class ToolHandler(Generic[InputT, OutputT]):
     def db(self) -> ToolDatabase:
         """The tool's database, created on first use (cold start) and kept while warm."""
         if self._db is None:
+            from tools.kit.db import ToolDatabase
+
             self._db = ToolDatabase(self.settings)
         return self._db
 
@@ -140,16 +136,24 @@ class ToolHandler(Generic[InputT, OutputT]):
             return self._execute(envelope, data)  # type: ignore[arg-type]  # spec.input is InputT
         except _Abort as abort:
             return ErrorResponse(error=abort.error)
-        except (DatabaseUnavailable, psycopg.OperationalError, *_TRANSIENT_SQLSTATES):
-            logger.warning("database unavailable", extra={"tool": self.spec.name})
-            self.db.close()
-            return _error(ErrorKind.TRANSIENT, "the database is temporarily unavailable; retry")
-        except pg_errors.InsufficientPrivilege:
-            logger.exception("privilege denied", extra={"tool": self.spec.name})
-            return _error(ErrorKind.FORBIDDEN, "the tool's database role may not do this")
-        except Exception:
+        except Exception as exc:
+            kind = self._database_failure(exc)
+            if kind is ErrorKind.TRANSIENT:
+                logger.warning("database unavailable", extra={"tool": self.spec.name})
+                self.db.close()
+                return _error(kind, "the database is temporarily unavailable; retry")
+            if kind is ErrorKind.FORBIDDEN:
+                logger.exception("privilege denied", extra={"tool": self.spec.name})
+                return _error(kind, "the tool's database role may not do this")
             logger.exception("tool failed", extra={"tool": self.spec.name})
             return _error(ErrorKind.INTERNAL, f"{self.spec.name} failed unexpectedly")
+
+    def _database_failure(self, exc: Exception) -> ErrorKind | None:
+        if not self.spec.needs_database:
+            return None
+        from tools.kit.db import failure_kind
+
+        return failure_kind(exc)
 
     @property
     def settings(self) -> ToolSettings:
@@ -178,8 +182,8 @@ class ToolHandler(Generic[InputT, OutputT]):
             response = OkResponse(output=result.model_dump(mode="json"))
             if self.spec.writes:
                 cur.execute(
-                    "UPDATE lockgate_idempotency SET response = %s WHERE key = %s",
-                    (Jsonb(response.model_dump(mode="json")), envelope.idempotency_key),
+                    "UPDATE lockgate_idempotency SET response = %s::jsonb WHERE key = %s",
+                    (response.model_dump_json(), envelope.idempotency_key),
                 )
             return response
 

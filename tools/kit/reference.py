@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import psycopg
-from psycopg import sql
+from typing import TYPE_CHECKING, Any
 
 from tools.kit.envelope import ErrorKind, ToolError
+
+if TYPE_CHECKING:
+    import psycopg
 
 SHOWN = 20
 
@@ -18,6 +18,8 @@ def unknown_references(
 ) -> ToolError | None:
     """A validation error naming each field whose value is not in `table.column`, with up to
     twenty values that exist; None when every value exists. `table` and `column` are code."""
+    from psycopg import sql  # loaded with the connection, not at cold start
+
     cur.execute(
         sql.SQL("SELECT {col} FROM {tab} WHERE {col} = ANY(%s)").format(
             col=sql.Identifier(column), tab=sql.Identifier(table)

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+# Environment variable → field. A plain mapping keeps pydantic-settings out of every tool's
+# cold start; the values are still validated by the model.
+_ENVIRONMENT = {
+    "LOCKGATE_DB_SECRET_ID": "db_secret_id",
+    "LOCKGATE_TOOL_DB_DSN": "db_dsn",
+    "LOCKGATE_UPSTREAM_URL": "upstream_url",
+    "LOCKGATE_UPSTREAM_TIMEOUT_SECONDS": "upstream_timeout_seconds",
+}
 
 
-class ToolSettings(BaseSettings):
-    """Where a tool finds its own database credentials.
+class ToolSettings(BaseModel):
+    """Where a tool finds its own database credentials and upstream.
 
     In Lambda: `LOCKGATE_DB_SECRET_ID` names the tool's own Secrets Manager secret
     (RDS JSON shape: host, port, dbname, username, password). Outside AWS a tool may be given
@@ -15,7 +26,7 @@ class ToolSettings(BaseSettings):
     HTTP API read its base URL from `LOCKGATE_UPSTREAM_URL`.
     """
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     db_secret_id: str | None = None
     db_dsn: SecretStr | None = None
@@ -25,23 +36,8 @@ class ToolSettings(BaseSettings):
     upstream_timeout_seconds: float = 3.0
 
     @classmethod
-    def from_env(cls) -> ToolSettings:
-        """Read the Lambda environment (variables prefixed `LOCKGATE_`, `TOOL_DB_DSN` for the DSN)."""
-        return _EnvToolSettings().as_settings()
-
-
-class _EnvToolSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LOCKGATE_", extra="ignore")
-
-    db_secret_id: str | None = None
-    tool_db_dsn: SecretStr | None = None
-    upstream_url: str | None = None
-    upstream_timeout_seconds: float = 3.0
-
-    def as_settings(self) -> ToolSettings:
-        return ToolSettings(
-            db_secret_id=self.db_secret_id,
-            db_dsn=self.tool_db_dsn,
-            upstream_url=self.upstream_url,
-            upstream_timeout_seconds=self.upstream_timeout_seconds,
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> ToolSettings:
+        """Read the Lambda environment."""
+        return cls.model_validate(
+            {field: environ[name] for name, field in _ENVIRONMENT.items() if environ.get(name)}
         )
