@@ -89,7 +89,7 @@ class EmbeddedPostgres:
         self._chown(pwfile)
         self._chown(self.root)
         try:
-            subprocess.run(
+            result = subprocess.run(
                 self._cmd(
                     str(server_bin() / "initdb"),
                     "-D",
@@ -103,11 +103,18 @@ class EmbeddedPostgres:
                     "--locale=C",
                     "--no-instructions",
                 ),
-                check=True,
                 capture_output=True,
+                text=True,
+                check=False,
             )
         finally:
             pwfile.unlink(missing_ok=True)
+        if result.returncode != 0:
+            user = _run_as()
+            hint = (
+                f" (every directory above {self.root} must be readable by {user})" if user else ""
+            )
+            raise RuntimeError(f"initdb failed{hint}: {result.stderr.strip()[-1000:]}")
         self._password_file.write_text(password)
         self._password_file.chmod(0o600)
 

@@ -135,6 +135,7 @@ class LocalServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as separate writes
 
             def _send(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
                 self.send_response(status)

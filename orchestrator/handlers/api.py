@@ -117,7 +117,7 @@ def create_session(body: CreateSession) -> Response[Any]:
     delay = 0.1
     while time.time() < deadline:
         time.sleep(min(delay, max(0.0, deadline - time.time())))
-        delay = min(delay * 2, 1.0)
+        delay = min(delay * 2, 0.5)
         current = repo.get(record.session_id)
         if current.status.terminal:
             return _json(200, {**current.view(), "links": _links(record.session_id)})
