@@ -49,6 +49,15 @@ CORE_PACKAGES: tuple[str, ...] = (
     "typing-extensions",
     "typing-inspection",
 )
+# Tools talk to PostgreSQL through pg8000 (pure Python, small); the migration function uses
+# psycopg (its SQL composition), whose binary wheel bundles libpq and OpenSSL (≈ 14 MB).
+TOOL_POSTGRES_PACKAGES: tuple[str, ...] = (
+    "pg8000",
+    "python-dateutil",
+    "scramp",
+    "asn1crypto",
+    "six",
+)
 POSTGRES_PACKAGES: tuple[str, ...] = ("psycopg", "psycopg-binary")
 ORCHESTRATOR_PACKAGES: tuple[str, ...] = ("tenacity",)
 # Verifying Cognito tokens on the WebSocket: PyJWT with its RSA backend. Native code of

@@ -18,6 +18,7 @@ from infra.bundling import (
     ORCHESTRATOR_PACKAGES,
     ORCHESTRATOR_SOURCES,
     POSTGRES_PACKAGES,
+    TOOL_POSTGRES_PACKAGES,
     Bundler,
     LambdaPlatform,
     tool_sources,
@@ -83,6 +84,7 @@ def build(app: App, config: LockgateConfig, specs: Sequence[ToolSpec] = CONTRACT
     # A layer version belongs to one stack, so each stack builds its own from the same asset.
     core = partial(bundler.layer_code, CORE_PACKAGES)
     postgres = partial(bundler.layer_code, POSTGRES_PACKAGES)
+    tool_postgres = partial(bundler.layer_code, TOOL_POSTGRES_PACKAGES)
     retention = _RETENTION[config.log_retention_days]
     prefix = config.stack_prefix
 
@@ -108,7 +110,7 @@ def build(app: App, config: LockgateConfig, specs: Sequence[ToolSpec] = CONTRACT
         props=ToolsStackProps(
             specs=specs,
             tool_code=lambda spec: bundler.function_code(tool_sources(spec.name)),
-            layers=(core, postgres),
+            layers=(core, tool_postgres),
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             secrets=data.tool_secrets,

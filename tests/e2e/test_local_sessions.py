@@ -150,6 +150,7 @@ def test_tool_reads_its_own_secret_from_secrets_manager(
                     "port": int(str(params["port"])),
                     "dbname": params["dbname"],
                     "username": params["user"],
+                    "ssl": False,  # the local server has no TLS; RDS secrets omit this (TLS on)
                     "password": params["password"],
                 }
             ),

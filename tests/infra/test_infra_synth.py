@@ -14,7 +14,13 @@ import pytest
 from aws_cdk import App, Validations
 from conftest import cdk_context
 
-from infra.bundling import AUTH_PACKAGES, CORE_PACKAGES, ORCHESTRATOR_PACKAGES, POSTGRES_PACKAGES
+from infra.bundling import (
+    AUTH_PACKAGES,
+    CORE_PACKAGES,
+    ORCHESTRATOR_PACKAGES,
+    POSTGRES_PACKAGES,
+    TOOL_POSTGRES_PACKAGES,
+)
 from infra.config import LockgateConfig
 from infra.stacks.api import (
     API_HANDLER,
@@ -40,7 +46,8 @@ ORCHESTRATOR = (*CORE_PACKAGES, *ORCHESTRATOR_PACKAGES)
 HANDLERS: dict[str, tuple[str, ...]] = {
     "db.handler.handler": (*CORE_PACKAGES, *POSTGRES_PACKAGES),
     **{
-        f"{handler_module(s.name)}.handler": (*CORE_PACKAGES, *POSTGRES_PACKAGES) for s in CONTRACTS
+        f"{handler_module(s.name)}.handler": (*CORE_PACKAGES, *TOOL_POSTGRES_PACKAGES)
+        for s in CONTRACTS
     },
     API_HANDLER: ORCHESTRATOR,
     WORKER_HANDLER: ORCHESTRATOR,

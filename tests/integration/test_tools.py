@@ -17,7 +17,7 @@ from tools.kit.handler import ToolHandler
 ALICE = {
     "user_id": "alice",
     "tenant_id": "acme",
-    "scopes": ["customers:read", "customers:write", "bookings:write"],
+    "scopes": ["customers:read", "customers:write", "flights:read", "bookings:write"],
 }
 CAROL = {"user_id": "carol", "tenant_id": "globex", "scopes": ALICE["scopes"]}
 IN_30_DAYS = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=30)).isoformat()
@@ -211,13 +211,14 @@ def test_malformed_envelope_is_a_validation_error(
 
 
 def test_unreachable_database_is_transient() -> None:
-    from tools.kit.settings import ToolSettings
+    from pydantic import SecretStr
 
-    dead = lookup_handler.bind(
-        ToolSettings(
-            db_dsn="host=127.0.0.1 port=1 dbname=x user=x password=x", connect_timeout_seconds=1
-        )  # type: ignore[arg-type]
+    from tools.kit.settings import DatabaseCredentials, ToolSettings
+
+    nowhere = DatabaseCredentials(
+        host="127.0.0.1", port=1, dbname="x", username="x", password=SecretStr("x"), ssl=False
     )
+    dead = lookup_handler.bind(ToolSettings(database=nowhere, connect_timeout_seconds=1))
     assert dead(envelope({"customer_id": "C-1001"}))["error"]["kind"] == "transient"
 
 
@@ -242,3 +243,23 @@ def test_a_bug_in_a_tool_leaks_nothing_to_the_model(database: Database) -> None:
         assert error["details"] == {}
         for leak in ("SELECT", "no_such_table", "hunter2", "password", "127.0.0.1"):
             assert leak not in error["message"]
+
+
+def test_flight_search_lists_a_routes_departures(database: Database) -> None:
+    from tools.flight_search.handler import handler as search_handler
+
+    search = search_handler.bind(database.tool_settings()["flight_search"])
+    start = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=3)
+    response = search(
+        envelope({"origin": "AMS", "destination": "LIS", "date_from": start.isoformat(), "days": 4})
+    )
+    departures = [f["departs_at"][:10] for f in response["output"]["flights"]]
+    assert departures == [(start + dt.timedelta(days=i)).isoformat() for i in range(4)]
+    assert {f["flight_no"] for f in response["output"]["flights"]} == {"LG300"}
+
+    unknown = search(
+        envelope({"origin": "XXX", "destination": "LIS", "date_from": start.isoformat()})
+    )
+    assert unknown["error"]["kind"] == "validation"
+    assert unknown["error"]["details"]["unknown"] == {"origin": "XXX"}
+    search.db.close()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from tools.flight_book.contract import SPEC, Input, Output
+from tools.kit.db import DatabaseError, sqlstate
 from tools.kit.envelope import ErrorKind, ToolError
 from tools.kit.handler import ToolContext, tool_handler
 from tools.kit.reference import unknown_references
+
+FOREIGN_KEY_VIOLATION = "23503"
 
 
 def book(ctx: ToolContext, data: Input) -> Output | ToolError:
@@ -31,14 +34,14 @@ def book(ctx: ToolContext, data: Input) -> Output | ToolError:
             kind=ErrorKind.NOT_FOUND,
             message=f"no flight from {data.origin} to {data.destination} on {data.date}",
         )
-    from psycopg import errors as pg_errors  # loaded with the connection, not at cold start
-
     try:
         cur.execute(
             "INSERT INTO bookings (customer_id, flight_id, cabin) VALUES (%s, %s, %s) RETURNING id",
             (data.customer_id, flight[0], data.cabin),
         )
-    except pg_errors.ForeignKeyViolation:
+    except DatabaseError as exc:
+        if sqlstate(exc) != FOREIGN_KEY_VIOLATION:
+            raise
         return ToolError(kind=ErrorKind.NOT_FOUND, message=f"no customer {data.customer_id}")
     booking = cur.fetchone()
     assert booking is not None  # INSERT ... RETURNING always returns the row

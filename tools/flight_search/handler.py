@@ -22,7 +22,7 @@ def search(ctx: ToolContext, data: Input) -> Output | ToolError:
     ctx.cur.execute(
         "SELECT flight_no, origin, destination, departs_at FROM flights"
         " WHERE origin = %s AND destination = %s"
-        " AND departs_at >= %s::date AND departs_at < %s::date + %s ORDER BY departs_at",
+        " AND departs_at >= %s::date AND departs_at < %s::date + %s::int ORDER BY departs_at",
         (data.origin, data.destination, data.date_from, data.date_from, data.days),
     )
     return Output(

@@ -31,9 +31,7 @@ from tools.kit.settings import ToolSettings
 from tools.kit.validation import describe_errors
 
 if TYPE_CHECKING:  # the driver is imported on first database use, not at cold start
-    import psycopg
-
-    from tools.kit.db import ToolDatabase
+    from tools.kit.db import Cursor, ToolDatabase
 
 InputT = TypeVar("InputT", bound=StrictInput)
 OutputT = TypeVar("OutputT", bound=ToolOutput)
@@ -49,10 +47,10 @@ class ToolContext:
     principal: Principal
     idempotency_key: str
     settings: ToolSettings
-    _cur: psycopg.Cursor[Any] | None = None
+    _cur: Cursor | None = None
 
     @property
-    def cur(self) -> psycopg.Cursor[Any]:
+    def cur(self) -> Cursor:
         """The tool's transaction (only for tools that declare database privileges)."""
         if self._cur is None:
             raise RuntimeError("this tool declares no database privileges")
@@ -188,7 +186,7 @@ class ToolHandler(Generic[InputT, OutputT]):
             return response
 
     @staticmethod
-    def _claim(cur: psycopg.Cursor[Any], key: str, request_hash: str) -> ToolResponse | None:
+    def _claim(cur: Cursor, key: str, request_hash: str) -> ToolResponse | None:
         """Record the key in this transaction; if it exists, answer with its first result."""
         cur.execute(
             "INSERT INTO lockgate_idempotency (key, request_hash) VALUES (%s, %s)"

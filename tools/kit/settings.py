@@ -5,31 +5,42 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 # Environment variable → field. A plain mapping keeps pydantic-settings out of every tool's
 # cold start; the values are still validated by the model.
 _ENVIRONMENT = {
     "LOCKGATE_DB_SECRET_ID": "db_secret_id",
-    "LOCKGATE_TOOL_DB_DSN": "db_dsn",
     "LOCKGATE_UPSTREAM_URL": "upstream_url",
     "LOCKGATE_UPSTREAM_TIMEOUT_SECONDS": "upstream_timeout_seconds",
 }
 
 
+class DatabaseCredentials(BaseModel):
+    """A tool's own database login: the JSON of its Secrets Manager secret (RDS shape)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    host: str
+    port: int = 5432
+    dbname: str = "lockgate"
+    username: str
+    password: SecretStr
+    ssl: bool = Field(default=True, description="Encrypt the connection (RDS requires it).")
+
+
 class ToolSettings(BaseModel):
     """Where a tool finds its own database credentials and upstream.
 
-    In Lambda: `LOCKGATE_DB_SECRET_ID` names the tool's own Secrets Manager secret
-    (RDS JSON shape: host, port, dbname, username, password). Outside AWS a tool may be given
-    a connection string for its own role instead (`LOCKGATE_TOOL_DB_DSN`). Tools that call an
-    HTTP API read its base URL from `LOCKGATE_UPSTREAM_URL`.
+    In Lambda: `LOCKGATE_DB_SECRET_ID` names the tool's own Secrets Manager secret. The local
+    stack passes the credentials of the tool's own role directly (`database`). Tools that call
+    an HTTP API read its base URL from `LOCKGATE_UPSTREAM_URL`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     db_secret_id: str | None = None
-    db_dsn: SecretStr | None = None
+    database: DatabaseCredentials | None = None
     secret_max_age_seconds: int = 300
     connect_timeout_seconds: int = 5
     upstream_url: str | None = None
