@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from db.migrate import migrate, seed
 from local.postgres import embedded
 from tools.kit.contract import ToolSpec
-from tools.kit.settings import ToolSettings
+from tools.kit.settings import DatabaseCredentials, ToolSettings
 from tools.registry import CONTRACTS
 
 DEFAULT_DB = "lockgate"
@@ -53,6 +53,19 @@ def database_server() -> Iterator[str]:
         yield server.url(DEFAULT_DB)
 
 
+def role_credentials(admin_url: str, role: str, password: str) -> DatabaseCredentials:
+    """A tool role's login on the same server and database as `admin_url` (no TLS locally)."""
+    params: dict[str, Any] = conninfo_to_dict(admin_url)
+    return DatabaseCredentials(
+        host=str(params.get("host", "127.0.0.1")),
+        port=int(params.get("port", 5432)),
+        dbname=str(params["dbname"]),
+        username=role,
+        password=SecretStr(password),
+        ssl=False,
+    )
+
+
 def role_url(admin_url: str, role: str, password: str) -> str:
     """The same server and database as `admin_url`, logged in as `role`."""
     params: dict[str, Any] = conninfo_to_dict(admin_url)
@@ -69,7 +82,7 @@ def tool_settings(
     """Each tool's settings: its own database role, or the local upstream for HTTP tools."""
     return {
         spec.name: ToolSettings(
-            db_dsn=SecretStr(role_url(admin_url, spec.db_role, passwords[spec.db_role]))
+            database=role_credentials(admin_url, spec.db_role, passwords[spec.db_role])
         )
         if spec.needs_database
         else ToolSettings(upstream_url=upstream_url)
