@@ -285,6 +285,12 @@ class Orchestrator:
             state = self.step(state)
         return state
 
+    def _deadline(self, state: SessionState) -> float | None:
+        """When the session's wall-clock budget runs out (epoch seconds), if it has one."""
+        if self.limits.max_seconds is None:
+            return None
+        return state.started_at + self.limits.max_seconds
+
     def _cost(self, model_id: str, usage: Usage) -> float:
         price = self._price_of.get(model_id)
         if price is None:
@@ -314,6 +320,7 @@ class Orchestrator:
                 state.steps, self.limits.keep_recent_steps
             ),
             tools=self.catalog.visible_to(state.principal),
+            deadline=self._deadline(state),
         )
         stop = self._affordable(state, self.model, request)
         if stop is not None:
@@ -382,9 +389,7 @@ class Orchestrator:
         first = self.invoker.invoke(tool, envelope)
         if not is_transient(first) or self.limits.tool_attempts == 1:
             return first, 1  # the common case: no retry machinery is built
-        deadline = (
-            None if self.limits.max_seconds is None else state.started_at + self.limits.max_seconds
-        )
+        deadline = self._deadline(state)
         attempts = 1
         pending: list[Observation] = [first]
 
@@ -428,6 +433,7 @@ class Orchestrator:
                 state.steps, self.limits.keep_recent_steps
             ),
             tools=(),
+            deadline=self._deadline(state),
         )
         if self._affordable(state, self.synthesizer, request) is not None:
             return state, router_end

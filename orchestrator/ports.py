@@ -19,6 +19,7 @@ class ModelRequest:
     request: str
     exchanges: Sequence[Exchange]
     tools: Sequence[ToolSpec]
+    deadline: float | None = None  # epoch seconds: retries must not sleep past it
 
 
 class ModelError(Exception):

@@ -8,6 +8,7 @@ that one policy, with an injectable sleep, governs every attempt.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ from tenacity import (
 
 from orchestrator.catalog import bedrock_tools
 from orchestrator.ports import ModelError, ModelRequest
+from orchestrator.retry import StopAtDeadline
 from orchestrator.types import Decision, FinalAnswer, ModelTurn, ToolCall, Usage
 
 TRANSIENT_CODES = frozenset(
@@ -89,9 +91,10 @@ class BedrockModel:
         self._client = client
         self._model_id = model_id
         self._inference = {"maxTokens": max_tokens, "temperature": temperature}
+        self._stop = stop_after_attempt(attempts)
         retry_kwargs: dict[str, Any] = {
             "retry": retry_if_exception(_transient),
-            "stop": stop_after_attempt(attempts),
+            "stop": self._stop,
             "wait": wait_random_exponential(multiplier=0.5, max=max_backoff_seconds),
         }
         if sleep is not None:
@@ -116,8 +119,11 @@ class BedrockModel:
                 "tools": bedrock_tools(request.tools),
                 "toolChoice": {"auto": {}},
             }
+        retrying = self._retrying
+        if request.deadline is not None:
+            retrying = retrying.copy(stop=self._stop | StopAtDeadline(request.deadline, time.time))
         try:
-            response = self._retrying(self._client.converse, **kwargs)
+            response = retrying(self._client.converse, **kwargs)
         except RetryError as exc:
             raise ModelError(f"bedrock kept failing: {exc.last_attempt.exception()}") from exc
         except (ClientError, BotoCoreError) as exc:

@@ -152,3 +152,18 @@ def test_permanent_errors_are_not_retried() -> None:
     with stub, pytest.raises(ModelError, match="refused"):
         BedrockModel(MODEL, client=bedrock, sleep=sleeps.append).decide(request_with_history())
     assert sleeps == []
+
+
+def test_throttling_is_not_retried_past_the_session_deadline() -> None:
+    import dataclasses
+    import time
+
+    bedrock = client()
+    stub = Stubber(bedrock)
+    stub.add_client_error("converse", "ThrottlingException", "slow down", 429)
+    sleeps: list[float] = []
+    request = dataclasses.replace(request_with_history(), deadline=time.time() - 1)
+    with stub, pytest.raises(ModelError):
+        BedrockModel(MODEL, client=bedrock, sleep=sleeps.append).decide(request)
+    assert sleeps == []
+    stub.assert_no_pending_responses()
