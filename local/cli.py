@@ -7,8 +7,9 @@ import json
 import os
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import psycopg
 
@@ -136,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-usd", type=float, help="model spend budget in USD")
     run.add_argument("--max-seconds", type=float, help="wall clock budget")
     run.add_argument("--json", action="store_true", help="print the session as JSON")
+    run.add_argument(
+        "--api",
+        metavar="URL",
+        help="go through a running `lockgate serve` (e.g. http://127.0.0.1:8787)",
+    )
 
     tools = sub.add_parser("tools", help="list the tool catalog with JSON schemas")
     tools.add_argument("--format", choices=["json", *EXPORTS], default="json")
@@ -159,73 +165,93 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tools(args: argparse.Namespace, out: TextIO) -> int:
+    if args.format == "json":
+        doc: Any = [
+            {
+                "name": s.name,
+                "description": s.description,
+                "scopes": sorted(s.scopes),
+                "writes": s.writes,
+                "input_schema": s.input_schema(),
+            }
+            for s in CONTRACTS
+        ]
+    else:
+        doc = EXPORTS[args.format](CONTRACTS)
+    print(json.dumps(doc, indent=2), file=out)
+    return 0
+
+
+def _token(args: argparse.Namespace, out: TextIO) -> int:
+    from local.serve import issue_token
+
+    if args.user not in LOCAL_USERS:
+        raise UsageError(f"--user {args.user!r}: unknown; local users are {', '.join(LOCAL_USERS)}")
+    print(issue_token(home(), args.user), file=out)
+    return 0
+
+
+def _openapi(args: argparse.Namespace, out: TextIO) -> int:
+    from orchestrator.handlers.api import openapi_document
+
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(openapi_document() + "\n")
+    print(f"wrote {args.out}", file=out)
+    return 0
+
+
+def _serve(args: argparse.Namespace, out: TextIO) -> int:
+    from local.serve import serve
+
+    load_model(args.model)  # fail fast on a bad model spec
+    return serve(args.port, args.model, out)
+
+
+def _session(args: argparse.Namespace, out: TextIO) -> int:
+    synthesizer = None
+    if args.command == "demo":
+        request, model, user = DEMO_REQUEST, load_model(f"scripted:{DEMO_SCRIPT}"), "alice"
+    else:
+        if args.api:
+            from local.client import run_via_api
+
+            return run_via_api(args.api, args.request, args.user, out, as_json=args.json)
+        request, model, user = args.request, load_model(args.model), args.user
+        synthesizer = load_model(args.synthesizer) if args.synthesizer else None
+    state = run_session(
+        request, model, user, _limits(args), as_json=args.json, out=out, synthesizer=synthesizer
+    )
+    return 0 if state.outcome is Outcome.COMPLETED else 1
+
+
+def _db_command(args: argparse.Namespace, out: TextIO) -> int:
+    _db(args.action, out)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
+    "tools": _tools,
+    "db": _db_command,
+    "eval": eval_cmd.run,
+    "token": _token,
+    "openapi": _openapi,
+    "serve": _serve,
+    "demo": _session,
+    "run": _session,
+}
+
+
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     """Entry point of the `lockgate` console script."""
     args = build_parser().parse_args(argv)
     # Tool logs are structured JSON for CloudWatch; on a terminal the trace says it all.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     try:
-        if args.command == "tools":
-            if args.format == "json":
-                doc = [
-                    {
-                        "name": s.name,
-                        "description": s.description,
-                        "scopes": sorted(s.scopes),
-                        "writes": s.writes,
-                        "input_schema": s.input_schema(),
-                    }
-                    for s in CONTRACTS
-                ]
-            else:
-                doc = EXPORTS[args.format](CONTRACTS)
-            print(json.dumps(doc, indent=2), file=out)
-            return 0
-        if args.command == "db":
-            _db(args.action, out)
-            return 0
-        if args.command == "eval":
-            return eval_cmd.run(args, out)
-        if args.command == "token":
-            from local.serve import issue_token
-
-            if args.user not in LOCAL_USERS:
-                raise UsageError(
-                    f"--user {args.user!r}: unknown; local users are {', '.join(LOCAL_USERS)}"
-                )
-            print(issue_token(home(), args.user), file=out)
-            return 0
-        if args.command == "openapi":
-            from orchestrator.handlers.api import openapi_document
-
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(openapi_document() + "\n")
-            print(f"wrote {args.out}", file=out)
-            return 0
-        if args.command == "serve":
-            from local.serve import serve
-
-            load_model(args.model)  # fail fast on a bad model spec
-            return serve(args.port, args.model, out)
-        synthesizer = None
-        if args.command == "demo":
-            request, model, user = DEMO_REQUEST, load_model(f"scripted:{DEMO_SCRIPT}"), "alice"
-        else:
-            request, model, user = args.request, load_model(args.model), args.user
-            synthesizer = load_model(args.synthesizer) if args.synthesizer else None
-        state = run_session(
-            request,
-            model,
-            user,
-            _limits(args),
-            as_json=args.json,
-            out=out,
-            synthesizer=synthesizer,
-        )
+        return COMMANDS[args.command](args, out)
     except UsageError as exc:
         print(f"lockgate: {exc}", file=sys.stderr)
         return 2
-    return 0 if state.outcome is Outcome.COMPLETED else 1
 
 
 if __name__ == "__main__":

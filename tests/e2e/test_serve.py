@@ -120,3 +120,20 @@ def test_another_users_session_is_not_found_over_http(served: tuple[str, Path]) 
 def test_the_published_openapi_document_is_current() -> None:
     committed = json.loads((ROOT / "docs" / "openapi.json").read_text())
     assert committed == json.loads(openapi_document())
+
+
+def test_lockgate_run_goes_through_the_api(
+    served: tuple[str, Path], database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from local.cli import main
+
+    url, home = served
+    monkeypatch.setenv("LOCKGATE_HOME", str(home))  # the server's signing key
+    out = io.StringIO()
+    code = main(["run", "book Ada to New York", "--api", url, "--json"], out=out)
+
+    assert code == 0
+    assert json.loads(out.getvalue())["status"] == "completed"
+    assert database.rows("SELECT count(*) FROM bookings WHERE customer_id = 'C-1001'") == [(1,)]
