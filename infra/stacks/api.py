@@ -51,6 +51,7 @@ from infra.config import (
     foundation_model_id,
     is_inference_profile,
 )
+from infra.constructs.layers import layer_versions
 from infra.constructs.session_function import (
     OrchestratorAsset,
     SessionFunction,
@@ -171,16 +172,7 @@ class ApiStack(Stack):
         )
         asset = OrchestratorAsset(
             code=props.code,
-            layers=[
-                lambda_.LayerVersion(
-                    self,
-                    f"Layer{index}",
-                    code=layer_code(),
-                    compatible_runtimes=[props.runtime],
-                    compatible_architectures=[props.architecture],
-                )
-                for index, layer_code in enumerate(props.layers)
-            ],
+            layers=layer_versions(self, "Layer", props.layers, props.runtime, props.architecture),
             runtime=props.runtime,
             architecture=props.architecture,
             log_retention=props.log_retention,

@@ -31,6 +31,7 @@ from constructs import Construct, IConstruct
 from db.migrate import MIGRATIONS
 from infra.config import DatabaseConfig, FunctionConfig
 from infra.constructs.lambda_role import LambdaRole
+from infra.constructs.layers import layer_versions
 from infra.constructs.tool_function import DatabaseAccess, pascal
 from tools.kit.contract import ToolSpec
 
@@ -238,16 +239,9 @@ class DataStack(Stack):
             ],
             vpc_access=True,
         )
-        layers = [
-            lambda_.LayerVersion(
-                self,
-                f"MigrationsLayer{index}",
-                code=layer_code(),
-                compatible_runtimes=[props.runtime],
-                compatible_architectures=[props.architecture],
-            )
-            for index, layer_code in enumerate(props.layers)
-        ]
+        layers = layer_versions(
+            self, "MigrationsLayer", props.layers, props.runtime, props.architecture
+        )
         function = lambda_.Function(
             self,
             "Migrations",

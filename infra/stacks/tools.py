@@ -13,6 +13,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.config import FunctionConfig
+from infra.constructs.layers import layer_versions
 from infra.constructs.tool_function import DatabaseAccess, ToolFunction, ToolFunctionProps, pascal
 from tools.kit.contract import ToolSpec
 
@@ -51,16 +52,7 @@ class ToolsStack(Stack):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="Lockgate orchestrator (the worker): invokes the registered tools and models",
         )
-        layers = [
-            lambda_.LayerVersion(
-                self,
-                f"Layer{index}",
-                code=layer_code(),
-                compatible_runtimes=[props.runtime],
-                compatible_architectures=[props.architecture],
-            )
-            for index, layer_code in enumerate(props.layers)
-        ]
+        layers = layer_versions(self, "Layer", props.layers, props.runtime, props.architecture)
         self.tools: dict[str, ToolFunction] = {}
         for spec in props.specs:
             self.tools[spec.name] = ToolFunction(
