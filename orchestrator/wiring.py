@@ -32,13 +32,18 @@ def settings() -> OrchestratorSettings:
     return OrchestratorSettings()
 
 
-def client(service: str, config: OrchestratorSettings) -> Any:
-    """A boto3 client; pointed at the local endpoint when one is configured."""
+def client(service: str, config: OrchestratorSettings, *, retries: bool = True) -> Any:
+    """A boto3 client; pointed at the local endpoint when one is configured. Without
+    `retries`, botocore makes one attempt and Lockgate's own retry policy decides."""
     import boto3
+    from botocore.config import Config
 
+    options: dict[str, Any] = {}
+    if not retries:
+        options["config"] = Config(retries={"total_max_attempts": 1})
     if config.aws_endpoint_url:
-        return boto3.client(service, endpoint_url=config.aws_endpoint_url)
-    return boto3.client(service)
+        options["endpoint_url"] = config.aws_endpoint_url
+    return boto3.client(service, **options)
 
 
 def repository(config: OrchestratorSettings) -> DynamoSessions:
@@ -72,7 +77,8 @@ def lambda_invoker(config: OrchestratorSettings) -> ToolInvoker:
     """Each tool's own Lambda function."""
     from orchestrator.invokers.lambda_ import LambdaInvoker
 
-    return LambdaInvoker(config.tool_functions, client("lambda", config))
+    # Transient tool failures (throttling included) are retried once, by the orchestrator.
+    return LambdaInvoker(config.tool_functions, client("lambda", config, retries=False))
 
 
 def worker(

@@ -24,9 +24,8 @@ class LambdaInvoker:
             import boto3
             from botocore.config import Config
 
-            client = boto3.client(
-                "lambda", config=Config(retries={"mode": "standard", "max_attempts": 3})
-            )
+            # One attempt here: the orchestrator retries transient failures with its own policy.
+            client = boto3.client("lambda", config=Config(retries={"total_max_attempts": 1}))
         self._client = client
 
     def invoke(self, tool: str, envelope: Mapping[str, Any]) -> Observation:
