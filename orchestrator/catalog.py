@@ -34,15 +34,22 @@ def _rejected(message: str, **details: Any) -> Observation:
     )
 
 
-def _shape_problem(value: Any, limits: Limits) -> str | None:
-    """Nesting deeper or a string longer than the limits allow, found without recursion."""
+def _shape_problem(value: Any, limits: Limits) -> tuple[str, str] | None:
+    """The limit broken (its name and a message): nesting deeper or a string longer than the
+    limits allow, found without recursion."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
         if depth > limits.max_argument_depth:
-            return f"arguments nested deeper than {limits.max_argument_depth} levels"
+            return (
+                "max_argument_depth",
+                f"arguments nested deeper than {limits.max_argument_depth} levels",
+            )
         if isinstance(node, str) and len(node) > limits.max_string_chars:
-            return f"a string argument is longer than {limits.max_string_chars} characters"
+            return (
+                "max_string_chars",
+                f"a string argument is longer than {limits.max_string_chars} characters",
+            )
         if isinstance(node, dict):
             stack.extend((key, depth) for key in node)
             stack.extend((child, depth + 1) for child in node.values())
@@ -86,19 +93,30 @@ class Catalog:
         size = len(call.arguments.encode())
         if size > limits.max_argument_bytes:
             return _rejected(
-                f"arguments too large: {size} bytes, at most {limits.max_argument_bytes}"
+                f"arguments too large: {size} bytes, at most {limits.max_argument_bytes}",
+                limit="max_argument_bytes",
             )
         try:
             parsed = json.loads(call.arguments)
         except ValueError as exc:
             return _rejected(f"arguments are not valid JSON: {exc.args[0]}")
         except RecursionError:
-            return _rejected(f"arguments nested deeper than {limits.max_argument_depth} levels")
+            return _rejected(
+                f"arguments nested deeper than {limits.max_argument_depth} levels",
+                limit="max_argument_depth",
+            )
         if not isinstance(parsed, dict):
             return _rejected("arguments must be a JSON object")
-        problem = _shape_problem(parsed, limits)
-        if problem is not None:
-            return _rejected(problem)
+        raw = call.arguments
+        # No string can be longer than the whole text, and no value nests deeper than its
+        # opening brackets: short, flat arguments (the usual case) need no walk.
+        if (
+            len(raw) > limits.max_string_chars
+            or raw.count("[") + raw.count("{") >= limits.max_argument_depth
+        ):
+            problem = _shape_problem(parsed, limits)
+            if problem is not None:
+                return _rejected(problem[1], limit=problem[0])
         try:
             validated = spec.input.model_validate(parsed)
         except ValidationError as exc:

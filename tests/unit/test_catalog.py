@@ -116,3 +116,22 @@ def test_loop_guard_counts_incrementally() -> None:
     assert guard.repeated_call(LoopGuard.call_key("t", '{"a": 2}'), "t", limits) is None
     assert guard.repeated_error(limits) is not None
     assert guard.after(LoopGuard.call_key("t", "{}"), None).repeated_error(limits) is None
+
+
+@pytest.mark.parametrize(
+    ("arguments", "rejected"),
+    [
+        ('{"customer_id": "C-1001", "x": [1]}', False),
+        ('{"customer_id": "C-1001", "x": [[1]]}', True),
+        ('{"customer_id": "C-1001", "x": [{"y": 1}]}', True),
+    ],
+)
+def test_depth_limit_is_exact_at_its_boundary(arguments: str, rejected: bool) -> None:
+    limits = Limits(max_argument_depth=3)
+    result = CATALOG.prepare(
+        ToolCall(call_id="c", tool="customer_lookup", arguments=arguments), ALICE, limits
+    )
+    depth_error = (
+        isinstance(result, Observation) and result.details.get("limit") == "max_argument_depth"
+    )
+    assert depth_error is rejected
