@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from db.migrate import migrate, seed
+from tools.kit.settings import DatabaseCredentials
 from tools.registry import CONTRACTS
 
 logger = Logger(service="lockgate-migrations")
@@ -27,18 +28,20 @@ PHYSICAL_ID = "lockgate-migrations"
 
 def run(properties: Mapping[str, Any]) -> list[str]:
     """Migrate as the master user; give each tool role the password its secret holds."""
-    master: dict[str, Any] = parameters.get_secret(properties["MasterSecretArn"], transform="json")
+    master = DatabaseCredentials.model_validate(
+        parameters.get_secret(properties["MasterSecretArn"], transform="json")
+    )
     passwords = {
         role: str(parameters.get_secret(arn, transform="json")["password"])
         for role, arn in dict(properties["ToolSecretArns"]).items()
     }
     with psycopg.connect(
-        host=str(master["host"]),
-        port=int(master.get("port", 5432)),
-        dbname=str(master.get("dbname", "lockgate")),
-        user=str(master["username"]),
-        password=str(master["password"]),
-        sslmode="require",
+        host=master.host,
+        port=master.port,
+        dbname=master.dbname,
+        user=master.username,
+        password=master.password.get_secret_value(),
+        sslmode="require" if master.ssl else "disable",  # RDS secrets carry no flag: TLS
         connect_timeout=10,
         autocommit=True,
     ) as conn:
