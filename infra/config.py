@@ -96,6 +96,8 @@ class ModelsConfig(_Strict):
     # Router models a caller may choose per session (`options.model`), besides the default.
     allowed: tuple[str, ...] = ()
     extra_model_ids: tuple[str, ...] = ()
+    # Bedrock prompt caching of the instructions and tool catalog (models that support it).
+    prompt_cache: bool = False
     # Regions an inference profile (`eu.`, `us.`, ... ids) may route to; empty = the stack's.
     inference_regions: tuple[str, ...] = ()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from orchestrator.ports import Model
@@ -27,7 +28,8 @@ def load_model(spec: str) -> Model:
     if kind == "bedrock" and value:
         from orchestrator.models.bedrock import BedrockModel
 
-        return BedrockModel(value)
+        # LOCKGATE_PROMPT_CACHE=true caches the instructions and catalog between turns.
+        return BedrockModel(value, prompt_cache=os.environ.get("LOCKGATE_PROMPT_CACHE") == "true")
     raise UsageError(f"--model {spec!r}: expected scripted:FILE or bedrock:MODEL_ID")
 
 

@@ -295,9 +295,7 @@ class Orchestrator:
         price = self._price_of.get(model_id)
         if price is None:
             price = self._price_of[model_id] = self.prices.price(model_id)
-        return (
-            usage.input_tokens * price.input_per_mtok + usage.output_tokens * price.output_per_mtok
-        ) / 1e6
+        return price.of(usage)
 
     def _affordable(
         self, state: SessionState, model: Model, request: ModelRequest

@@ -8,12 +8,34 @@ from orchestrator.types import Usage
 
 
 class Price(BaseModel):
-    """USD per million input and output tokens."""
+    """USD per million input and output tokens, and for prompt-cache reads and writes
+    (by default a tenth and one and a quarter of the input price, as providers bill them)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     input_per_mtok: float = Field(ge=0)
     output_per_mtok: float = Field(ge=0)
+    cache_read_per_mtok: float | None = Field(default=None, ge=0)
+    cache_write_per_mtok: float | None = Field(default=None, ge=0)
+
+    def of(self, usage: Usage) -> float:
+        """USD for this usage."""
+        read = (
+            self.input_per_mtok * 0.1
+            if self.cache_read_per_mtok is None
+            else self.cache_read_per_mtok
+        )
+        write = (
+            self.input_per_mtok * 1.25
+            if self.cache_write_per_mtok is None
+            else self.cache_write_per_mtok
+        )
+        return (
+            usage.input_tokens * self.input_per_mtok
+            + usage.output_tokens * self.output_per_mtok
+            + usage.cache_read_tokens * read
+            + usage.cache_write_tokens * write
+        ) / 1e6
 
 
 # On-demand list prices per million tokens; override them in configuration for your region.
@@ -54,7 +76,4 @@ class PriceTable(BaseModel):
 
     def cost(self, model_id: str, usage: Usage) -> float:
         """USD for one call."""
-        price = self.price(model_id)
-        return (
-            usage.input_tokens * price.input_per_mtok + usage.output_tokens * price.output_per_mtok
-        ) / 1e6
+        return self.price(model_id).of(usage)

@@ -31,6 +31,7 @@ class OrchestratorSettings(BaseSettings):
     lease_seconds: float = Field(default=330.0, gt=0)
     reserve_seconds: float = Field(default=30.0, ge=0)
     max_wait_seconds: float = Field(default=25.0, ge=0, le=28)
+    prompt_cache: bool = False  # Bedrock prompt caching of instructions + catalog
 
     def model_allowed(self, model: str | None) -> bool:
         """A caller may pick the default model or one of the allowed ones."""

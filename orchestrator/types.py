@@ -32,21 +32,32 @@ class _Frozen(BaseModel):
 
 
 class Usage(_Frozen):
-    """Tokens a model call consumed."""
+    """Tokens a model call consumed. With provider prompt caching, `cache_read_tokens` and
+    `cache_write_tokens` are the prompt tokens served from or written to the cache (billed at
+    their own rates) and `input_tokens` the rest."""
 
     input_tokens: int = Field(default=0, ge=0)
     output_tokens: int = Field(default=0, ge=0)
+    cache_read_tokens: int = Field(default=0, ge=0)
+    cache_write_tokens: int = Field(default=0, ge=0)
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
         )
 
     @property
     def total(self) -> int:
-        """Input plus output tokens."""
-        return self.input_tokens + self.output_tokens
+        """Every token processed: input (cached or not) plus output. Budgets count this."""
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+        )
 
 
 class ToolCall(_Frozen):

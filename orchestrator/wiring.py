@@ -67,10 +67,10 @@ def base_limits(config: OrchestratorSettings) -> Limits:
 
 
 def bedrock_model(model_id: str) -> Model:
-    """The default model factory: Bedrock Converse."""
+    """The default model factory: Bedrock Converse (prompt caching as configured)."""
     from orchestrator.models.bedrock import BedrockModel
 
-    return BedrockModel(model_id)
+    return BedrockModel(model_id, prompt_cache=settings().prompt_cache)
 
 
 def lambda_invoker(config: OrchestratorSettings) -> ToolInvoker:

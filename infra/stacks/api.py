@@ -252,6 +252,7 @@ class ApiStack(Stack):
                     ),
                     "LOCKGATE_MODEL_ID": props.models.router_model_id,
                     "LOCKGATE_SYNTHESIZER_MODEL_ID": props.models.synthesizer or "",
+                    "LOCKGATE_PROMPT_CACHE": "true" if props.models.prompt_cache else "false",
                     "LOCKGATE_MAX_STEPS": str(props.max_steps),
                     "LOCKGATE_WEBSOCKET_ENDPOINT": self.websocket_stage.callback_url,
                     # A session's lease must outlive the invocation holding it.

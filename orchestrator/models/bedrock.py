@@ -80,6 +80,7 @@ class BedrockModel:
         attempts: int = 4,
         max_backoff_seconds: float = 20.0,
         sleep: Callable[[float], None] | None = None,
+        prompt_cache: bool = False,
     ) -> None:
         if client is None:
             import boto3
@@ -92,6 +93,8 @@ class BedrockModel:
         self._model_id = model_id
         self._inference = {"maxTokens": max_tokens, "temperature": temperature}
         self._stop = stop_after_attempt(attempts)
+        # Cache the fixed prefix (instructions, then the tool catalog): every turn repeats it.
+        self._prompt_cache = prompt_cache
         retry_kwargs: dict[str, Any] = {
             "retry": retry_if_exception(_transient),
             "stop": self._stop,
@@ -108,15 +111,16 @@ class BedrockModel:
 
     def decide(self, request: ModelRequest) -> ModelTurn:
         """One Converse call (with retries) mapped to exactly one decision."""
+        cache_point = [{"cachePoint": {"type": "default"}}] if self._prompt_cache else []
         kwargs: dict[str, Any] = {
             "modelId": self._model_id,
-            "system": [{"text": request.system}],
+            "system": [{"text": request.system}, *cache_point],
             "messages": converse_messages(request),
             "inferenceConfig": self._inference,
         }
         if request.tools:
             kwargs["toolConfig"] = {
-                "tools": bedrock_tools(request.tools),
+                "tools": [*bedrock_tools(request.tools), *cache_point],
                 "toolChoice": {"auto": {}},
             }
         retrying = self._retrying
@@ -134,6 +138,8 @@ class BedrockModel:
             usage=Usage(
                 input_tokens=int(usage.get("inputTokens", 0)),
                 output_tokens=int(usage.get("outputTokens", 0)),
+                cache_read_tokens=int(usage.get("cacheReadInputTokens", 0)),
+                cache_write_tokens=int(usage.get("cacheWriteInputTokens", 0)),
             ),
             model_id=self._model_id,
         )

@@ -167,3 +167,27 @@ def test_throttling_is_not_retried_past_the_session_deadline() -> None:
         BedrockModel(MODEL, client=bedrock, sleep=sleeps.append).decide(request)
     assert sleeps == []
     stub.assert_no_pending_responses()
+
+
+def test_prompt_caching_marks_the_fixed_prefix_and_reports_cached_tokens() -> None:
+    sent: dict[str, Any] = {}
+    bedrock = client()
+    bedrock.meta.events.register(
+        "provide-client-params.bedrock-runtime.Converse", lambda params, **_: sent.update(params)
+    )
+    stub = Stubber(bedrock)
+    response = converse_response([{"text": "done"}], "end_turn")
+    response["usage"] = {
+        "inputTokens": 40,
+        "outputTokens": 10,
+        "totalTokens": 1050,
+        "cacheReadInputTokens": 1000,
+        "cacheWriteInputTokens": 0,
+    }
+    stub.add_response("converse", response)
+    with stub:
+        turn = BedrockModel(MODEL, client=bedrock, prompt_cache=True).decide(request_with_history())
+
+    assert sent["system"][-1] == {"cachePoint": {"type": "default"}}
+    assert sent["toolConfig"]["tools"][-1] == {"cachePoint": {"type": "default"}}
+    assert turn.usage == Usage(input_tokens=40, output_tokens=10, cache_read_tokens=1000)

@@ -256,3 +256,17 @@ def test_prices_ignore_cross_region_prefixes_and_scripted_models_are_free() -> N
     )
     assert table.cost("scripted:demo", usage) == 0
     assert table.cost("unknown-model", usage) == 18.0
+
+
+def test_cached_prompt_tokens_are_billed_at_their_own_rates() -> None:
+    price = Price(input_per_mtok=1.0, output_per_mtok=5.0)
+    usage = Usage(
+        input_tokens=100, output_tokens=10, cache_read_tokens=1_000, cache_write_tokens=200
+    )
+    # 100 x 1 + 10 x 5 + 1,000 x 0.1 + 200 x 1.25, per million
+    assert abs(price.of(usage) - 500 / 1e6) < 1e-12
+    assert usage.total == 1_310
+    explicit = Price(
+        input_per_mtok=1.0, output_per_mtok=5.0, cache_read_per_mtok=0.0, cache_write_per_mtok=1.0
+    )
+    assert abs(explicit.of(usage) - 350 / 1e6) < 1e-12
