@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.catalog import provider_schema
 from orchestrator.types import Exchange, Observation, Step
 
-__all__ = ["Exchange", "compact_result", "estimate_tokens", "exchanges", "shown_result"]
+__all__ = ["Exchange", "Transcript", "compact_result", "estimate_tokens", "shown_result"]
 
 if TYPE_CHECKING:
     from orchestrator.ports import ModelRequest
@@ -68,20 +68,6 @@ def compact_result(
     return {"status": "ok", "ref": f"step {index + 1}", "preview": text[:max_chars] + "..."}
 
 
-def exchanges(steps: Sequence[Step], keep_recent: int | None = None) -> list[Exchange]:
-    """The tool calls so far with their shown results (final answers end sessions).
-
-    With `keep_recent`, only that many latest steps keep their full result; older ones show
-    their compact form. None shows everything verbatim (append-all).
-    """
-    cutoff = 0 if keep_recent is None else len(steps) - keep_recent
-    return [
-        Exchange(step.turn.decision, step.compact if step.index < cutoff else step.shown)  # type: ignore[arg-type]  # shown and compact are set together
-        for step in steps
-        if step.shown is not None and step.compact is not None
-    ]
-
-
 class Transcript:
     """The exchanges of one session, each built once and kept in both forms, so showing the
     history to the model costs the same at step 45 as at step 5."""
@@ -91,7 +77,11 @@ class Transcript:
         self._compact: list[Exchange | None] = []
 
     def view(self, steps: Sequence[Step], keep_recent: int | None) -> list[Exchange]:
-        """Same as `exchanges(steps, keep_recent)`, from the kept objects."""
+        """The tool calls so far with their shown results (final answers end sessions).
+
+        With `keep_recent`, only that many latest steps keep their full result; older ones show
+        their compact form. None shows everything verbatim (append-all).
+        """
         if len(self._full) > len(steps):  # not this session's history: start over
             self._full, self._compact = [], []
         for step in steps[len(self._full) :]:
