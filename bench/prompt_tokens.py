@@ -211,6 +211,23 @@ def report(result: dict[str, Any]) -> str:
             ),
         ]
     )
+    # With provider prompt caching (`prompt_cache`), the fixed prefix is written once (billed
+    # at 1.25x) and read every later turn (0.1x). Tokens sent do not change; their price does.
+    cached = {
+        n: history[n]
+        + result[n]["input_tokens_per_step"][0]
+        * (1.25 + 0.1 * (len(result[n]["input_tokens_per_step"]) - 1))
+        for n in names
+    }
+    rows.append(
+        [
+            "  billed-equivalent input with prompt caching",
+            *(
+                f"{cached[n]:,.0f} ({cached[n] / result[BASELINE]['input_tokens_total']:.0%} of {BASELINE} uncached)"
+                for n in names
+            ),
+        ]
+    )
     rows.append(["total output", *(f"{result[n]['output_tokens_total']:,}" for n in names)])
     rows.append(["outcome", *(str(result[n]["outcome"]) for n in names)])
     rows.append(
