@@ -32,6 +32,7 @@ class OrchestratorSettings(BaseSettings):
     reserve_seconds: float = Field(default=30.0, ge=0)
     max_wait_seconds: float = Field(default=25.0, ge=0, le=28)
     prompt_cache: bool = False  # Bedrock prompt caching of instructions + catalog
+    session_retention_days: float = Field(default=30, gt=0)  # then DynamoDB's TTL removes it
 
     def model_allowed(self, model: str | None) -> bool:
         """A caller may pick the default model or one of the allowed ones."""

@@ -48,7 +48,9 @@ def client(service: str, config: OrchestratorSettings, *, retries: bool = True) 
 
 def repository(config: OrchestratorSettings) -> DynamoSessions:
     """The sessions table."""
-    return DynamoSessions(config.table_name, client("dynamodb", config))
+    return DynamoSessions(
+        config.table_name, client("dynamodb", config), config.session_retention_days
+    )
 
 
 def queue(config: OrchestratorSettings) -> SqsQueue:

@@ -58,9 +58,15 @@ def create_table(client: Any, name: str) -> None:
 class DynamoSessions:
     """`SessionRepository` over a DynamoDB table (boto3 low-level client)."""
 
-    def __init__(self, table: str, client: Any) -> None:
+    def __init__(self, table: str, client: Any, retention_days: float = 30) -> None:
         self.table = table
         self.client = client
+        self.retention_seconds = retention_days * 86_400
+
+    def _expires(self, record: SessionRecord) -> dict[str, Any]:
+        """The TTL attribute: every item of a session expires together, `retention_days` after
+        the session was created (DynamoDB deletes expired items on its own)."""
+        return {"expires_at": {"N": str(int(record.created_at + self.retention_seconds))}}
 
     # --- reading --------------------------------------------------------------------------
 
@@ -138,6 +144,7 @@ class DynamoSessions:
                 "version": {"N": "0"},
                 "updated_at": {"N": repr(record.updated_at)},
                 "events_count": {"N": "0"},
+                **self._expires(record),
             },
             ConditionExpression="attribute_not_exists(pk)",
         )
@@ -195,6 +202,7 @@ class DynamoSessions:
                         "Item": {
                             **_key(record.session_id, f"STEP#{step.index:06d}"),
                             "body": {"S": step.model_dump_json()},
+                            **self._expires(record),
                         },
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
@@ -207,7 +215,11 @@ class DynamoSessions:
                 {
                     "Put": {
                         "TableName": self.table,
-                        "Item": {**_key(record.session_id, f"EVT#{seq:08d}"), "body": {"S": body}},
+                        "Item": {
+                            **_key(record.session_id, f"EVT#{seq:08d}"),
+                            "body": {"S": body},
+                            **self._expires(record),
+                        },
                     }
                 }
             )

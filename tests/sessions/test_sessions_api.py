@@ -122,3 +122,17 @@ def test_options_tighten_the_deployment_limits(stack: Stack) -> None:
     assert view["outcome"] == "step_limit"
     assert view["steps"] == 2
     assert view["partial_result"][0]["tool"] == "customer_lookup"
+
+
+def test_every_item_of_a_session_expires_with_it(stack: Stack) -> None:
+    session_id = stack.create()
+    stack.drain()
+    items = stack.cloud.client("dynamodb").query(
+        TableName=stack.cloud.table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"S#{session_id}"}},
+    )["Items"]
+    expiries = {item["expires_at"]["N"] for item in items}
+    assert len(items) > 10  # the record, its steps and its events
+    assert len(expiries) == 1
+    assert int(expiries.pop()) > time.time() + 29 * 86_400
