@@ -292,6 +292,7 @@ class Orchestrator:
         return state.started_at + self.limits.max_seconds
 
     def _cost(self, model_id: str, usage: Usage) -> float:
+        # Looked up once per model and orchestrator: this runs twice per step.
         price = self._price_of.get(model_id)
         if price is None:
             price = self._price_of[model_id] = self.prices.price(model_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.types import Usage
 
@@ -55,16 +55,9 @@ class PriceTable(BaseModel):
 
     prices: dict[str, Price] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
     fallback: Price = Price(input_per_mtok=3.00, output_per_mtok=15.00)
-    _cache: dict[str, Price] = PrivateAttr(default_factory=dict)
 
     def price(self, model_id: str) -> Price:
         """The price of `model_id` (cross-region prefixes like `eu.` are ignored)."""
-        cached = self._cache.get(model_id)
-        if cached is None:
-            cached = self._cache[model_id] = self._lookup(model_id)
-        return cached
-
-    def _lookup(self, model_id: str) -> Price:
         if model_id.startswith("scripted:"):
             return Price(input_per_mtok=0, output_per_mtok=0)
         bare = (
