@@ -167,9 +167,9 @@ class ToolHandler(Generic[InputT, OutputT]):
             if isinstance(result, ToolError):
                 return ErrorResponse(error=result)
             return OkResponse(output=result.model_dump(mode="json"))
-        request_hash = _request_hash(envelope.principal, data.model_dump(mode="json"))
         with self.db.transaction(envelope.principal) as cur:
             if self.spec.writes:
+                request_hash = _request_hash(envelope.principal, data.model_dump(mode="json"))
                 replay = self._claim(cur, envelope.idempotency_key, request_hash)
                 if replay is not None:
                     return replay
