@@ -23,7 +23,6 @@ from orchestrator.worker import Worker
 logger = Logger(service="lockgate-worker")
 # Failed messages are reported as batch item failures, even when all of them failed.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-_context: dict[str, LambdaContext] = {}
 
 
 _configured: list[Worker] = []
@@ -44,16 +43,14 @@ def _worker() -> Worker:
     return _configured[0] if _configured else _wired()
 
 
-def record_handler(record: SQSRecord) -> str:
-    """Advance one session; raising marks this message failed (it is retried, then DLQ'd)."""
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
+    """Advance one session; raising marks this message failed (it is retried, then DLQ'd).
+    Powertools passes the invocation's context, whose remaining time bounds the work."""
     session_id = session_id_of(record.body)
     logger.append_keys(session_id=session_id)
-    context = _context.get("current")
     outcome = _worker().advance(
         session_id,
-        remaining_seconds=lambda: (
-            context.get_remaining_time_in_millis() / 1000 if context else 900.0
-        ),
+        remaining_seconds=lambda: lambda_context.get_remaining_time_in_millis() / 1000,
     )
     logger.info("session advanced", extra={"result": outcome})
     return outcome
@@ -63,7 +60,6 @@ def record_handler(record: SQSRecord) -> str:
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """Lambda entry point (SQS event source with ReportBatchItemFailures)."""
-    _context["current"] = context
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
