@@ -24,6 +24,7 @@ from orchestrator.invokers.in_process import InProcessInvoker
 from orchestrator.limits import Limits
 from orchestrator.loop import Orchestrator
 from orchestrator.ports import Model
+from orchestrator.records import codec
 from orchestrator.stores.memory import MemoryStore
 from orchestrator.types import Outcome, SessionState
 from tools.registry import CONTRACTS
@@ -71,7 +72,7 @@ def run_session(
         finally:
             invoker.close()
         if as_json:
-            document = state.model_dump(mode="json", exclude={"guard"})
+            document = codec(SessionState).dump_python(state, mode="json", exclude={"guard"})
             document["partial_result"] = state.partial_result()
             print(json.dumps(document, indent=2), file=out)
         elif state.outcome is Outcome.COMPLETED and model.model_id == "scripted:demo":

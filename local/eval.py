@@ -57,6 +57,7 @@ from orchestrator.limits import Limits
 from orchestrator.loop import Orchestrator
 from orchestrator.models.scripted import ScriptedModel
 from orchestrator.ports import Model
+from orchestrator.records import as_data, codec
 from orchestrator.stores.memory import MemoryStore
 from orchestrator.types import (
     Decision,
@@ -544,7 +545,7 @@ def _replay_last_write(invoker: _RecordingInvoker) -> Failure | None:
         return Failure(
             check="replay",
             message=f"replaying {tool} with key {envelope['idempotency_key']} gave "
-            f"{again.model_dump(mode='json', exclude_defaults=True)}, not the first result",
+            f"{as_data(again, exclude_defaults=True)}, not the first result",
         )
     return None
 
@@ -597,7 +598,9 @@ def _check_state(
                 Failure(check="validation_retries", message=f"{retries} retries, expected {wanted}")
             )
     shown = [
-        step.observation.model_dump_json() for step in state.steps if step.observation is not None
+        codec(Observation).dump_json(step.observation).decode()
+        for step in state.steps
+        if step.observation is not None
     ]
     for text in expect.not_shown:
         if any(text in observation for observation in shown):

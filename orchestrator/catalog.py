@@ -7,12 +7,12 @@ or an exact error for the model, before anything is invoked.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from orchestrator.limits import Limits
 from orchestrator.types import ErrorKind, Observation, Principal, ToolCall
@@ -82,29 +82,32 @@ class Catalog:
         self, call: ToolCall, principal: Principal, limits: Limits
     ) -> ValidCall | Observation:
         """Check a proposed call; return a valid call or the exact error for the model."""
-        offered = self.visible_to(principal)
-        spec = next((s for s in offered if s.name == call.tool), None)
-        if spec is None:
+        spec = self._specs.get(call.tool)
+        if spec is None or not spec.scopes <= principal.scopes:
+            offered = self.visible_to(principal)
             names = ", ".join(s.name for s in offered) or "(none)"
             return _rejected(
                 f"unknown tool {call.tool!r}; available tools: {names}",
                 available=[s.name for s in offered],
             )
-        size = len(call.arguments.encode())
+        # A character is 1 to 4 bytes in UTF-8: only long text needs encoding to be measured.
+        size = len(call.arguments)
+        if size * 4 > limits.max_argument_bytes:
+            size = len(call.arguments.encode())
         if size > limits.max_argument_bytes:
             return _rejected(
                 f"arguments too large: {size} bytes, at most {limits.max_argument_bytes}",
                 limit="max_argument_bytes",
             )
         try:
-            parsed = json.loads(call.arguments)
+            parsed = from_json(call.arguments)
         except ValueError as exc:
-            return _rejected(f"arguments are not valid JSON: {exc.args[0]}")
-        except RecursionError:
-            return _rejected(
-                f"arguments nested deeper than {limits.max_argument_depth} levels",
-                limit="max_argument_depth",
-            )
+            if "recursion limit" in str(exc):  # the parser's own nesting limit
+                return _rejected(
+                    f"arguments nested deeper than {limits.max_argument_depth} levels",
+                    limit="max_argument_depth",
+                )
+            return _rejected(f"arguments are not valid JSON: {exc}")
         if not isinstance(parsed, dict):
             return _rejected("arguments must be a JSON object")
         raw = call.arguments

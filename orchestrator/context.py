@@ -11,12 +11,13 @@ forms are computed once per step, so building the prompt never re-renders histor
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from pydantic_core import to_json
+
 from orchestrator.catalog import provider_schema
-from orchestrator.types import Exchange, Observation, Step
+from orchestrator.types import Exchange, Observation, Step, ToolCall
 
 __all__ = ["Exchange", "Transcript", "compact_result", "estimate_tokens", "shown_result"]
 
@@ -37,7 +38,7 @@ def shown_result(observation: Observation, max_chars: int) -> tuple[dict[str, An
         }
         if observation.details:
             shown["details"] = observation.details
-    text = json.dumps(shown, default=str, ensure_ascii=False)
+    text = to_json(shown, fallback=str).decode()
     if len(text) <= max_chars:
         return shown, len(text)
     preview = {
@@ -62,19 +63,25 @@ def compact_result(
             "error_kind": shown.get("error_kind"),
             "message": message[:max_chars],
         }
-    text = json.dumps(shown.get("output", shown.get("preview")), default=str, ensure_ascii=False)
+    text = to_json(shown.get("output", shown.get("preview")), fallback=str).decode()
     if len(text) <= max_chars:
         return shown
     return {"status": "ok", "ref": f"step {index + 1}", "preview": text[:max_chars] + "..."}
 
 
 class Transcript:
-    """The exchanges of one session, each built once and kept in both forms, so showing the
-    history to the model costs the same at step 45 as at step 5."""
+    """The exchanges of one session, each built once in both forms and switched to its compact
+    form once, so showing the history costs the same at step 45 as at step 5."""
 
     def __init__(self) -> None:
-        self._full: list[Exchange | None] = []
-        self._compact: list[Exchange | None] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self._seen = 0  # steps taken into account
+        self._shown: list[Exchange] = []  # what the model is shown, in order
+        # Per step: its position in _shown and its compact form (None: nothing shown).
+        self._compact: list[tuple[int, Exchange] | None] = []
+        self._compacted = 0  # steps whose compact form is swapped in
 
     def view(self, steps: Sequence[Step], keep_recent: int | None) -> list[Exchange]:
         """The tool calls so far with their shown results (final answers end sessions).
@@ -82,25 +89,32 @@ class Transcript:
         With `keep_recent`, only that many latest steps keep their full result; older ones show
         their compact form. None shows everything verbatim (append-all).
         """
-        if len(self._full) > len(steps):  # not this session's history: start over
-            self._full, self._compact = [], []
-        for step in steps[len(self._full) :]:
-            shown = step.shown is not None and step.compact is not None
-            decision = step.turn.decision
-            self._full.append(Exchange(decision, step.shown) if shown else None)  # type: ignore[arg-type]  # shown is set
-            self._compact.append(Exchange(decision, step.compact) if shown else None)  # type: ignore[arg-type]  # compact is set
+        if self._seen > len(steps):  # not this session's history: start over
+            self._reset()
+        for step in steps[self._seen :]:
+            if step.shown is not None and step.compact is not None:
+                call = step.turn.decision
+                assert isinstance(call, ToolCall)  # only tool calls have results
+                self._compact.append((len(self._shown), Exchange(call=call, result=step.compact)))
+                self._shown.append(Exchange(call=call, result=step.shown))
+            else:
+                self._compact.append(None)
+        self._seen = len(steps)
         cutoff = 0 if keep_recent is None else max(0, len(steps) - keep_recent)
-        return [e for e in self._compact[:cutoff] if e is not None] + [
-            e for e in self._full[cutoff:] if e is not None
-        ]
+        while self._compacted < cutoff:
+            swap = self._compact[self._compacted]
+            if swap is not None:
+                self._shown[swap[0]] = swap[1]
+            self._compacted += 1
+        return list(self._shown)
 
 
 def estimate_tokens(request: ModelRequest) -> int:
     """Rough prompt size in tokens: the text a provider would be sent, divided by four."""
     chars = len(request.system) + len(request.request)
     for spec in request.tools:
-        chars += len(spec.name) + len(spec.description) + len(json.dumps(provider_schema(spec)))
+        chars += len(spec.name) + len(spec.description) + len(to_json(provider_schema(spec)))
     for exchange in request.exchanges:
         chars += len(exchange.call.tool) + len(exchange.call.arguments)
-        chars += len(json.dumps(exchange.result, default=str))
+        chars += len(to_json(exchange.result, fallback=str))
     return max(1, chars // 4)

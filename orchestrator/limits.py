@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_json
+
+from orchestrator.records import record
 
 
 class Limits(BaseModel):
@@ -40,28 +44,29 @@ class Limits(BaseModel):
     )
 
 
-def canonical_arguments(raw: str) -> str:
-    """Arguments in one spelling (sorted keys, no spaces) so reordered repeats are caught."""
+def call_key(tool: str, arguments: str | dict[str, Any]) -> str:
+    """Identity of a call, for 'the same call N times'.
+
+    A valid call is keyed by its validated input, which pydantic dumps in the model's field
+    order: calls that differ only in spacing, key order or spelled-out defaults are the same
+    call. A rejected call is keyed by its raw text, in one spelling when it parses."""
+    if not isinstance(arguments, str):
+        return f"{tool}\x00{to_json(arguments).decode()}"
     try:
-        parsed: Any = json.loads(raw)
+        parsed: Any = json.loads(arguments)
     except (ValueError, RecursionError):
-        return raw.strip()
-    return json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return f"{tool}\x00{arguments.strip()}"
+    canonical = json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return f"{tool}\x00{canonical}"
 
 
-class LoopGuard(BaseModel):
+@record
+class LoopGuard:
     """Counters carried in the session state; updated once per step, never recomputed."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    call_counts: dict[str, int] = Field(default_factory=dict)
+    call_counts: dict[str, int] = field(default_factory=dict)
     last_error: str | None = None
     error_streak: int = 0
-
-    @staticmethod
-    def call_key(tool: str, raw_arguments: str) -> str:
-        """Identity of a call: the tool and its canonical arguments."""
-        return f"{tool}\x00{canonical_arguments(raw_arguments)}"
 
     def repeated_call(self, key: str, tool: str, limits: Limits) -> str | None:
         """The reason to stop before making the call `key`, or None."""

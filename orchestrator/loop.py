@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from orchestrator.catalog import Catalog, ValidCall
@@ -20,7 +20,7 @@ from orchestrator.context import (
     estimate_tokens,
     shown_result,
 )
-from orchestrator.limits import Limits
+from orchestrator.limits import Limits, LoopGuard, call_key
 from orchestrator.ports import (
     Event,
     EventKind,
@@ -33,6 +33,7 @@ from orchestrator.ports import (
     ToolInvoker,
 )
 from orchestrator.pricing import Price, PriceTable
+from orchestrator.records import as_data
 from orchestrator.retry import is_transient, retrying
 from orchestrator.types import (
     Budget,
@@ -59,6 +60,7 @@ SYNTHESIS_PROMPT = (
 )
 # Output tokens assumed for a model's next call before it has answered once.
 FIRST_OUTPUT_ESTIMATE = 200
+_NO_ESTIMATE = Usage()
 
 
 @dataclass(frozen=True)
@@ -144,26 +146,52 @@ def plan(state: SessionState, turn: ModelTurn, catalog: Catalog, limits: Limits)
     decision = turn.decision
     if isinstance(decision, FinalAnswer):
         return Finish(Outcome.COMPLETED, "the model gave a final answer", decision.text)
-    key = state.guard.call_key(decision.tool, decision.arguments)
+    prepared = catalog.prepare(decision, state.principal, limits)
+    if isinstance(prepared, Observation):
+        key = call_key(decision.tool, decision.arguments)
+    else:
+        key = call_key(decision.tool, prepared.input)
     repeated = state.guard.repeated_call(key, decision.tool, limits)
     if repeated is not None:
         return Finish(Outcome.LOOP_DETECTED, repeated)
-    prepared = catalog.prepare(decision, state.principal, limits)
     if isinstance(prepared, Observation):
         return Reject(prepared, key)
     return Invoke(prepared, f"{state.session_id}:{len(state.steps)}", key)
 
 
-def _account(state: SessionState, turn: ModelTurn, cost: float) -> dict[str, Any]:
+def _advance(
+    state: SessionState,
+    turn: ModelTurn,
+    cost: float,
+    *,
+    steps: tuple[Step, ...],
+    guard: LoopGuard,
+    retries: int,
+) -> SessionState:
+    """The state with new steps, guard and retries, and the turn's usage and cost added.
+
+    Built field by field rather than with `dataclasses.replace`, which costs three times as
+    much: this runs every step."""
     by_model = state.usage_by_model
     previous = by_model.get(turn.model_id)
     if previous is None or turn.usage.total:
         by_model = {**by_model, turn.model_id: (previous or Usage()) + turn.usage}
-    return {
-        "usage": state.usage + turn.usage,
-        "usage_by_model": by_model,
-        "cost_usd": state.cost_usd + cost,
-    }
+    return SessionState(
+        session_id=state.session_id,
+        request=state.request,
+        principal=state.principal,
+        steps=steps,
+        usage=state.usage + turn.usage,
+        usage_by_model=by_model,
+        cost_usd=state.cost_usd + cost,
+        retries=retries,
+        started_at=state.started_at,
+        guard=guard,
+        outcome=state.outcome,
+        exhausted=state.exhausted,
+        reason=state.reason,
+        answer=state.answer,
+    )
 
 
 def apply(
@@ -199,34 +227,30 @@ def apply(
     guard = state.guard
     if call_key is not None and observation is not None:
         guard = guard.after(call_key, observation.error_fingerprint)
-    return state.model_copy(
-        update={
-            "steps": (*state.steps, step),
-            "guard": guard,
-            "retries": state.retries + max(0, attempts - 1),
-            **_account(state, turn, cost),
-        }
-    )
+    retries = state.retries + max(0, attempts - 1)
+    return _advance(state, turn, cost, steps=(*state.steps, step), guard=guard, retries=retries)
 
 
 def add_synthesis(state: SessionState, turn: ModelTurn, cost: float) -> SessionState:
     """Attach the synthesizer's turn to the last step and account for it."""
-    last = state.steps[-1].model_copy(update={"synthesis": turn})
-    return state.model_copy(
-        update={"steps": (*state.steps[:-1], last), **_account(state, turn, cost)}
-    )
+    last = replace(state.steps[-1], synthesis=turn)
+    steps = (*state.steps[:-1], last)
+    return _advance(state, turn, cost, steps=steps, guard=state.guard, retries=state.retries)
 
 
 def finish(state: SessionState, end: Finish) -> SessionState:
     """Record the outcome."""
-    return state.model_copy(
-        update={
-            "outcome": end.outcome,
-            "reason": end.reason,
-            "answer": end.answer,
-            "exhausted": end.exhausted,
-        }
+    return replace(
+        state, outcome=end.outcome, reason=end.reason, answer=end.answer, exhausted=end.exhausted
     )
+
+
+class _Live:
+    """What an orchestrator keeps for a session while it runs it: derived once, not per step."""
+
+    def __init__(self, principal: Principal) -> None:
+        self.transcript = Transcript()
+        self.principal = principal.model_dump(mode="json")
 
 
 class Orchestrator:
@@ -260,14 +284,14 @@ class Orchestrator:
         self.store = store
         self.events = events or NullPublisher()
         self._publishing = not isinstance(self.events, NullPublisher)
-        self._transcripts: dict[str, Transcript] = {}
+        self._live: dict[str, _Live] = {}
         self._price_of: dict[str, Price] = {}
         self.limits = limits or Limits()
         self.prices = prices or PriceTable()
         self.system_prompt = system_prompt
         self._clock = clock
         self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311  # jitter, not cryptography
+        self._rng = rng  # built on the first retry: seeding one reads the OS entropy pool
 
     def start(self, session_id: str, request: str, principal: Principal) -> SessionState:
         """Create and checkpoint a new session."""
@@ -285,6 +309,12 @@ class Orchestrator:
             state = self.step(state)
         return state
 
+    def _session(self, state: SessionState) -> _Live:
+        live = self._live.get(state.session_id)
+        if live is None:
+            live = self._live[state.session_id] = _Live(state.principal)
+        return live
+
     def _deadline(self, state: SessionState) -> float | None:
         """When the session's wall-clock budget runs out (epoch seconds), if it has one."""
         if self.limits.max_seconds is None:
@@ -298,9 +328,20 @@ class Orchestrator:
             price = self._price_of[model_id] = self.prices.price(model_id)
         return price.of(usage)
 
+    def _jitter(self) -> random.Random:
+        if self._rng is None:
+            self._rng = random.Random()  # noqa: S311  # jitter, not cryptography
+        return self._rng
+
     def _affordable(
         self, state: SessionState, model: Model, request: ModelRequest
     ) -> Finish | None:
+        budgeted = self.limits.max_tokens is not None or self.limits.max_usd is not None
+        # Estimating means sizing the prompt: only a token or dollar budget needs it.
+        if not budgeted:
+            return limit_reached(
+                state, self.limits, now=self._clock(), estimate=_NO_ESTIMATE, estimated_cost=0.0
+            )
         estimate = next_call_estimate(state, request)
         return limit_reached(
             state,
@@ -315,7 +356,7 @@ class Orchestrator:
         request = ModelRequest(
             system=self.system_prompt,
             request=state.request,
-            exchanges=self._transcripts.setdefault(state.session_id, Transcript()).view(
+            exchanges=self._session(state).transcript.view(
                 state.steps, self.limits.keep_recent_steps
             ),
             tools=self.catalog.visible_to(state.principal),
@@ -358,7 +399,7 @@ class Orchestrator:
                     "tool_result",
                     tool=planned.call.spec.name,
                     attempts=attempts,
-                    **observation.model_dump(mode="json", exclude_defaults=True),
+                    **as_data(observation, exclude_defaults=True),
                 )
             state = apply(
                 state,
@@ -380,7 +421,7 @@ class Orchestrator:
         """Invoke once, retrying transient failures; every call carries its idempotency key,
         so a retried write cannot write twice."""
         envelope = {
-            "principal": state.principal.model_dump(mode="json"),
+            "principal": self._session(state).principal,
             "input": planned.call.input,
             "idempotency_key": planned.idempotency_key,
         }
@@ -413,7 +454,7 @@ class Orchestrator:
             attempts=self.limits.tool_attempts,
             base=self.limits.retry_base_seconds,
             cap=self.limits.retry_max_seconds,
-            rng=self._rng,
+            rng=self._jitter(),
             sleep=self._sleep,
             clock=self._clock,
             deadline=deadline,
@@ -428,7 +469,7 @@ class Orchestrator:
         request = ModelRequest(
             system=SYNTHESIS_PROMPT,
             request=state.request,
-            exchanges=self._transcripts.setdefault(state.session_id, Transcript()).view(
+            exchanges=self._session(state).transcript.view(
                 state.steps, self.limits.keep_recent_steps
             ),
             tools=(),
@@ -448,21 +489,22 @@ class Orchestrator:
         )
 
     def _end(self, state: SessionState, end: Finish) -> SessionState:
-        self._transcripts.pop(state.session_id, None)
+        self._live.pop(state.session_id, None)
         state = finish(state, end)
-        self._emit(
-            state,
-            "final" if end.outcome is Outcome.COMPLETED else "stopped",
-            outcome=end.outcome.value,
-            reason=end.reason,
-            answer=end.answer,
-            steps=len(state.steps),
-            input_tokens=state.usage.input_tokens,
-            output_tokens=state.usage.output_tokens,
-            cost_usd=round(state.cost_usd, 6),
-            retries=state.retries,
-            usage_by_model={k: v.model_dump() for k, v in state.usage_by_model.items()},
-        )
+        if self._publishing:
+            self._emit(
+                state,
+                "final" if end.outcome is Outcome.COMPLETED else "stopped",
+                outcome=end.outcome.value,
+                reason=end.reason,
+                answer=end.answer,
+                steps=len(state.steps),
+                input_tokens=state.usage.input_tokens,
+                output_tokens=state.usage.output_tokens,
+                cost_usd=round(state.cost_usd, 6),
+                retries=state.retries,
+                usage_by_model=as_data(state.usage_by_model),
+            )
         self.store.save(state)
         return state
 

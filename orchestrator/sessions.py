@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.limits import Limits
-from orchestrator.types import Outcome, Principal, SessionState
+from orchestrator.records import as_data
+from orchestrator.types import Outcome, Principal, SessionState, Usage
 
 
 class Status(StrEnum):
@@ -105,10 +106,8 @@ class SessionRecord(BaseModel):
             "answer": state.answer if state else None,
             "partial_result": state.partial_result() if state else [],
             "steps": len(state.steps) if state else 0,
-            "usage": state.usage.model_dump() if state else {"input_tokens": 0, "output_tokens": 0},
-            "usage_by_model": {k: v.model_dump() for k, v in state.usage_by_model.items()}
-            if state
-            else {},
+            "usage": as_data(state.usage if state else Usage()),
+            "usage_by_model": as_data(state.usage_by_model) if state else {},
             "cost_usd": round(state.cost_usd, 6) if state else 0.0,
             "retries": state.retries if state else 0,
             "created_at": self.created_at,

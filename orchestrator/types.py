@@ -1,14 +1,19 @@
-"""Lockgate's own vocabulary: decisions, observations, steps, outcomes, session state."""
+"""Lockgate's own vocabulary: decisions, observations, steps, outcomes, session state.
+
+All are records (`orchestrator.records`): cheap to build, immutable to the type checker,
+validated with `codec` where they come from outside.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import field
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, NonNegativeInt
 
 from orchestrator.limits import LoopGuard
+from orchestrator.records import record
 from tools.kit.envelope import ErrorKind, Principal
 
 __all__ = [
@@ -27,19 +32,16 @@ __all__ = [
 ]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Usage(_Frozen):
+@record
+class Usage:
     """Tokens a model call consumed. With provider prompt caching, `cache_read_tokens` and
     `cache_write_tokens` are the prompt tokens served from or written to the cache (billed at
     their own rates) and `input_tokens` the rest."""
 
-    input_tokens: int = Field(default=0, ge=0)
-    output_tokens: int = Field(default=0, ge=0)
-    cache_read_tokens: int = Field(default=0, ge=0)
-    cache_write_tokens: int = Field(default=0, ge=0)
+    input_tokens: NonNegativeInt = 0
+    output_tokens: NonNegativeInt = 0
+    cache_read_tokens: NonNegativeInt = 0
+    cache_write_tokens: NonNegativeInt = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -60,7 +62,8 @@ class Usage(_Frozen):
         )
 
 
-class ToolCall(_Frozen):
+@record
+class ToolCall:
     """The model asks for one tool. `arguments` is the raw JSON text it produced: untrusted."""
 
     kind: Literal["tool_call"] = "tool_call"
@@ -69,7 +72,8 @@ class ToolCall(_Frozen):
     arguments: str
 
 
-class FinalAnswer(_Frozen):
+@record
+class FinalAnswer:
     """The model says it is done."""
 
     kind: Literal["final"] = "final"
@@ -79,22 +83,24 @@ class FinalAnswer(_Frozen):
 Decision = Annotated[ToolCall | FinalAnswer, Field(discriminator="kind")]
 
 
-class ModelTurn(_Frozen):
+@record
+class ModelTurn:
     """One model response: exactly one decision and what it cost."""
 
     decision: Decision
-    usage: Usage = Usage()
+    usage: Usage = field(default_factory=Usage)
     model_id: str = "unknown"
 
 
-class Observation(_Frozen):
+@record
+class Observation:
     """What the model is shown after a tool call: the tool's output or the exact error."""
 
     status: Literal["ok", "error"]
     output: dict[str, Any] | None = None
     error_kind: ErrorKind | None = None
     message: str | None = None
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
     replayed: bool = False
 
     @property
@@ -103,7 +109,7 @@ class Observation(_Frozen):
         return f"{self.error_kind}:{self.message}" if self.status == "error" else None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Exchange:
     """One past tool call and the result the model is shown for it."""
 
@@ -111,7 +117,8 @@ class Exchange:
     result: dict[str, Any]
 
 
-class Step(_Frozen):
+@record
+class Step:
     """One applied step: the model's decision and, for a tool call, what came back."""
 
     index: int
@@ -139,19 +146,20 @@ class Outcome(StrEnum):
     ERROR = "error"
 
 
-class SessionState(_Frozen):
+@record
+class SessionState:
     """Everything needed to resume a session: checkpointed after every step."""
 
     session_id: str
     request: str
     principal: Principal
     steps: tuple[Step, ...] = ()
-    usage: Usage = Usage()
-    usage_by_model: dict[str, Usage] = Field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    usage_by_model: dict[str, Usage] = field(default_factory=dict)
     cost_usd: float = 0.0
     retries: int = 0
     started_at: float = 0.0
-    guard: LoopGuard = LoopGuard()
+    guard: LoopGuard = field(default_factory=LoopGuard)
     outcome: Outcome | None = None
     exhausted: Budget | None = None
     reason: str | None = None

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 from tenacity import (
     RetryError,
     Retrying,
@@ -23,6 +24,7 @@ from tenacity import (
 
 from orchestrator.catalog import bedrock_tools
 from orchestrator.ports import ModelError, ModelRequest
+from orchestrator.records import codec
 from orchestrator.retry import StopAtDeadline
 from orchestrator.types import Decision, FinalAnswer, ModelTurn, ToolCall, Usage
 
@@ -132,17 +134,25 @@ class BedrockModel:
             raise ModelError(f"bedrock kept failing: {exc.last_attempt.exception()}") from exc
         except (ClientError, BotoCoreError) as exc:
             raise ModelError(f"bedrock refused the request: {exc}") from exc
-        usage = response.get("usage", {})
         return ModelTurn(
-            decision=_decision(response),
-            usage=Usage(
-                input_tokens=int(usage.get("inputTokens", 0)),
-                output_tokens=int(usage.get("outputTokens", 0)),
-                cache_read_tokens=int(usage.get("cacheReadInputTokens", 0)),
-                cache_write_tokens=int(usage.get("cacheWriteInputTokens", 0)),
-            ),
-            model_id=self._model_id,
+            decision=_decision(response), usage=_usage(response), model_id=self._model_id
         )
+
+
+def _usage(response: dict[str, Any]) -> Usage:
+    """The reported token counts, validated: budgets are computed from them."""
+    usage = response.get("usage", {})
+    try:
+        return codec(Usage).validate_python(
+            {
+                "input_tokens": usage.get("inputTokens", 0),
+                "output_tokens": usage.get("outputTokens", 0),
+                "cache_read_tokens": usage.get("cacheReadInputTokens", 0),
+                "cache_write_tokens": usage.get("cacheWriteInputTokens", 0),
+            }
+        )
+    except ValidationError as exc:
+        raise ModelError(f"bedrock reported unusable token counts: {usage!r}") from exc
 
 
 def _decision(response: dict[str, Any]) -> Decision:

@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import yaml
 
 from orchestrator.context import estimate_tokens
 from orchestrator.ports import ModelError, ModelRequest
+from orchestrator.records import codec
 from orchestrator.types import Decision, FinalAnswer, ModelTurn, ToolCall, Usage
 
 _TODAY = re.compile(r"\{today([+-]\d+)?\}")
@@ -91,8 +93,8 @@ class ScriptedModel:
             position = len(self._decisions) - 1
         decision = self._decisions[position]
         if isinstance(decision, ToolCall):
-            decision = decision.model_copy(update={"call_id": f"call-{len(request.exchanges)}"})
-        output = len(decision.model_dump_json()) // 4
+            decision = replace(decision, call_id=f"call-{len(request.exchanges)}")
+        output = len(codec(type(decision)).dump_json(decision)) // 4
         return ModelTurn(
             decision=decision,
             usage=Usage(input_tokens=estimate_tokens(request), output_tokens=max(1, output)),

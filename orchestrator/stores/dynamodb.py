@@ -20,6 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from orchestrator.records import codec
 from orchestrator.sessions import (
     CancelRequested,
     LeaseHeld,
@@ -75,7 +76,7 @@ class DynamoSessions:
         state = None
         if "state" in item:
             header = json.loads(item["state"]["S"])
-            state = SessionState.model_validate({**header, "steps": steps or ()})
+            state = codec(SessionState).validate_python({**header, "steps": steps or ()})
         return SessionRecord.model_validate(
             {
                 **spec,
@@ -100,7 +101,7 @@ class DynamoSessions:
             ExpressionAttributeValues={":pk": {"S": f"S#{session_id}"}, ":prefix": {"S": "STEP#"}},
             ConsistentRead=True,
         ):
-            steps.extend(Step.model_validate_json(item["body"]["S"]) for item in page["Items"])
+            steps.extend(codec(Step).validate_json(item["body"]["S"]) for item in page["Items"])
         return tuple(steps)
 
     def get(self, session_id: str) -> SessionRecord:
@@ -201,7 +202,7 @@ class DynamoSessions:
                         "TableName": self.table,
                         "Item": {
                             **_key(record.session_id, f"STEP#{step.index:06d}"),
-                            "body": {"S": step.model_dump_json()},
+                            "body": {"S": codec(Step).dump_json(step).decode()},
                             **self._expires(record),
                         },
                         "ConditionExpression": "attribute_not_exists(pk)",
@@ -229,7 +230,7 @@ class DynamoSessions:
             ":me": {"S": record.lease_owner or ""},
             ":next": {"N": str(record.version + 1)},
             ":status": {"S": status.value},
-            ":state": {"S": state.model_dump_json(exclude={"steps"})},
+            ":state": {"S": codec(SessionState).dump_json(state, exclude={"steps"}).decode()},
             ":events": {"N": str(record.events_count + len(events))},
             ":now": {"N": repr(now)},
         }

@@ -44,7 +44,7 @@ def request_with_history() -> ModelRequest:
     observation = Observation(
         status="error", error_kind=ErrorKind.NOT_FOUND, message="no customer C-1001"
     )
-    exchange = Exchange(call, shown_result(observation, 8000)[0])
+    exchange = Exchange(call=call, result=shown_result(observation, 8000)[0])
     return ModelRequest(
         system="route", request="find C-1001", exchanges=(exchange,), tools=CONTRACTS
     )

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from orchestrator.catalog import Catalog
@@ -53,7 +54,7 @@ class PricedModel(ScriptedModel):
 
     def decide(self, request: ModelRequest) -> ModelTurn:
         turn = super().decide(request)
-        return turn.model_copy(update={"usage": self._usage, "model_id": self._id})
+        return replace(turn, usage=self._usage, model_id=self._id)
 
 
 def lookup(n: int) -> ToolCall:

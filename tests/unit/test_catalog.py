@@ -5,7 +5,7 @@ import json
 import pytest
 
 from orchestrator.catalog import EXPORTS, Catalog, ValidCall, openai_tools
-from orchestrator.limits import Limits, LoopGuard, canonical_arguments
+from orchestrator.limits import Limits, LoopGuard, call_key
 from orchestrator.types import ErrorKind, Observation, ToolCall
 from tests.fakes import ALICE
 from tools.registry import CONTRACTS
@@ -100,22 +100,23 @@ def test_openai_strict_schema_requires_every_property() -> None:
         assert sorted(params["required"]) == sorted(params["properties"])
 
 
-def test_canonical_arguments_ignore_order_and_spacing() -> None:
-    assert canonical_arguments('{"b": 1, "a": [1, 2]}') == canonical_arguments('{"a":[1,2],"b":1}')
-    assert canonical_arguments(" not json ") == "not json"
+def test_call_keys_ignore_order_and_spacing() -> None:
+    assert call_key("t", '{"b": 1, "a": [1, 2]}') == call_key("t", '{"a":[1,2],"b":1}')
+    assert call_key("t", " not json ") == call_key("t", "not json")
+    assert call_key("t", "{}") != call_key("u", "{}")
 
 
 def test_loop_guard_counts_incrementally() -> None:
     guard = LoopGuard()
     limits = Limits(max_repeated_calls=3, max_same_error=2)
-    key = LoopGuard.call_key("t", '{"a":1}')
+    key = call_key("t", '{"a":1}')
     for _ in range(2):
         assert guard.repeated_call(key, "t", limits) is None
         guard = guard.after(key, "not_found:x")
-    assert guard.repeated_call(LoopGuard.call_key("t", '{"a": 1}'), "t", limits) is not None
-    assert guard.repeated_call(LoopGuard.call_key("t", '{"a": 2}'), "t", limits) is None
+    assert guard.repeated_call(call_key("t", '{"a": 1}'), "t", limits) is not None
+    assert guard.repeated_call(call_key("t", '{"a": 2}'), "t", limits) is None
     assert guard.repeated_error(limits) is not None
-    assert guard.after(LoopGuard.call_key("t", "{}"), None).repeated_error(limits) is None
+    assert guard.after(call_key("t", "{}"), None).repeated_error(limits) is None
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 
 import pytest
 
 from orchestrator.catalog import Catalog
 from orchestrator.limits import Limits
-from orchestrator.loop import Orchestrator
+from orchestrator.loop import Orchestrator, apply
 from orchestrator.models.scripted import ScriptedModel
 from orchestrator.ports import ModelError, ModelRequest
+from orchestrator.records import codec
 from orchestrator.stores.memory import MemoryStore
 from orchestrator.types import (
     ErrorKind,
@@ -18,6 +20,7 @@ from orchestrator.types import (
     Outcome,
     SessionState,
     ToolCall,
+    Usage,
 )
 from tests.fakes import ALICE, BOB, EventLog, RecordingInvoker
 from tools.registry import CONTRACTS
@@ -234,6 +237,36 @@ def test_checkpoints_round_trip_through_json() -> None:
     bad = call("customer_update", customer_id="C-1001", tier="diamond")
     state, _, _, _ = session([lookup("C-1001"), bad, FinalAnswer(text="done")])
 
-    restored = SessionState.model_validate_json(state.model_dump_json())
+    adapter = codec(SessionState)
+    restored = adapter.validate_json(adapter.dump_json(state))
     assert restored == state
     assert restored.guard.call_counts == state.guard.call_counts
+
+
+def test_applying_a_step_carries_every_other_field_over() -> None:
+    # `apply` builds the next state field by field: a field it forgot would silently reset.
+    before = SessionState(
+        session_id="s",
+        request="r",
+        principal=ALICE,
+        usage=Usage(input_tokens=5, output_tokens=1),
+        usage_by_model={"m": Usage(input_tokens=5, output_tokens=1)},
+        cost_usd=0.5,
+        retries=2,
+        started_at=12.0,
+        outcome=Outcome.ERROR,
+        exhausted="usd",
+        reason="why",
+        answer="what",
+    )
+    turn = ModelTurn(decision=lookup("C-1001"), usage=Usage(input_tokens=3), model_id="m")
+    observation = Observation(status="ok", output={"customer_id": "C-1001"})
+    after = apply(before, turn, observation, limits=Limits(), cost=0.25, attempts=2, call_key="k")
+
+    changed = {"steps", "usage", "usage_by_model", "cost_usd", "retries", "guard"}
+    for name in {f.name for f in fields(SessionState)} - changed:
+        assert getattr(after, name) == getattr(before, name), name
+    assert after.usage == Usage(input_tokens=8, output_tokens=1)
+    assert after.usage_by_model == {"m": Usage(input_tokens=8, output_tokens=1)}
+    assert (after.cost_usd, after.retries, len(after.steps)) == (0.75, 3, 1)
+    assert after.guard.call_counts == {"k": 1}
