@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import from_json
 
 from orchestrator.limits import Limits
+from orchestrator.records import record
 from orchestrator.types import ErrorKind, Observation, Principal, ToolCall
 from tools.kit.contract import ToolSpec
 from tools.kit.validation import describe_errors
 
 
-@dataclass(frozen=True)
+@record
 class ValidCall:
     """A call that passed pre-validation: the tool and its normalized input."""
 
@@ -125,7 +125,7 @@ class Catalog:
         except ValidationError as exc:
             message, details = describe_errors(spec.input, exc)
             return _rejected(message, errors=details)
-        return ValidCall(spec, validated.model_dump(mode="json"))
+        return ValidCall(spec=spec, input=validated.model_dump(mode="json"))
 
 
 def _untitled(node: Any) -> Any:

@@ -33,7 +33,7 @@ from orchestrator.ports import (
     ToolInvoker,
 )
 from orchestrator.pricing import Price, PriceTable
-from orchestrator.records import as_data
+from orchestrator.records import as_data, record
 from orchestrator.retry import is_transient, retrying
 from orchestrator.types import (
     Budget,
@@ -63,7 +63,7 @@ FIRST_OUTPUT_ESTIMATE = 200
 _NO_ESTIMATE = Usage()
 
 
-@dataclass(frozen=True)
+@record
 class Invoke:
     """The step's call passed every check: invoke it."""
 
@@ -72,7 +72,7 @@ class Invoke:
     call_key: str
 
 
-@dataclass(frozen=True)
+@record
 class Reject:
     """The step's call failed pre-validation: show the error, invoke nothing."""
 
@@ -155,8 +155,10 @@ def plan(state: SessionState, turn: ModelTurn, catalog: Catalog, limits: Limits)
     if repeated is not None:
         return Finish(Outcome.LOOP_DETECTED, repeated)
     if isinstance(prepared, Observation):
-        return Reject(prepared, key)
-    return Invoke(prepared, f"{state.session_id}:{len(state.steps)}", key)
+        return Reject(observation=prepared, call_key=key)
+    return Invoke(
+        call=prepared, idempotency_key=f"{state.session_id}:{len(state.steps)}", call_key=key
+    )
 
 
 def _advance(

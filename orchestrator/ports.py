@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from orchestrator.context import Exchange
+from orchestrator.records import record
 from orchestrator.types import ModelTurn, Observation, SessionState
 from tools.kit.contract import ToolSpec
 
 
-@dataclass(frozen=True)
+@record
 class ModelRequest:
     """What the model sees for one decision: instructions, the request, history, the catalog."""
 
