@@ -11,16 +11,15 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities import parameters
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from db.migrate import migrate, seed
 from tools.kit.settings import DatabaseCredentials
 from tools.registry import CONTRACTS
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger(service="lockgate-migrations")
 PHYSICAL_ID = "lockgate-migrations"
@@ -28,6 +27,13 @@ PHYSICAL_ID = "lockgate-migrations"
 
 def run(properties: Mapping[str, Any]) -> list[str]:
     """Migrate as the master user; give each tool role the password its secret holds."""
+    # The driver and the AWS SDK load here, inside the handler's `try`: a failure to load them
+    # reaches CloudFormation as FAILED, and a Delete never loads them.
+    import psycopg
+    from aws_lambda_powertools.utilities import parameters
+
+    from db.migrate import migrate, seed
+
     master = DatabaseCredentials.model_validate(
         parameters.get_secret(properties["MasterSecretArn"], transform="json")
     )

@@ -44,8 +44,6 @@ CORE_PACKAGES: tuple[str, ...] = (
     "jmespath",
     "pydantic",
     "pydantic-core",
-    "pydantic-settings",
-    "python-dotenv",
     "typing-extensions",
     "typing-inspection",
 )

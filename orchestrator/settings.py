@@ -2,19 +2,50 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import json
+import os
+from collections.abc import Mapping
+from typing import Any, Self, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PREFIX = "LOCKGATE_"
 
 
-class OrchestratorSettings(BaseSettings):
+class EnvironmentSettings(BaseModel):
+    """Settings read from the environment: field `name` from `LOCKGATE_NAME` (in any case).
+
+    A dict or list field is given as JSON; every value is then validated by the model. A plain
+    model and this one loop keep pydantic-settings out of every function's cold start.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Self:
+        """Read the Lambda environment; ValueError names a variable whose JSON is invalid."""
+        variables = {name.upper(): value for name, value in environ.items()}
+        data: dict[str, Any] = {}
+        for field, info in cls.model_fields.items():
+            name = f"{PREFIX}{field.upper()}"
+            value: Any = variables.get(name)
+            if value is not None and get_origin(info.annotation) in (dict, list):
+                try:
+                    value = json.loads(value)
+                except ValueError as exc:
+                    raise ValueError(f"{name} must be JSON: {exc}") from exc
+            if value is not None:  # unset, or JSON `null`: the field keeps its default
+                data[field] = value
+        return cls.model_validate(data)
+
+
+class OrchestratorSettings(EnvironmentSettings):
     """Environment of the API, worker and dead-letter functions (`LOCKGATE_` prefix).
 
     `tool_functions` is a JSON object (tool name → function name or ARN) and `allowed_models`
     a JSON list. `aws_endpoint_url` is set only by `lockgate serve`, pointing DynamoDB and SQS
     at a local endpoint; in Lambda it is empty and the clients use AWS.
     """
-
-    model_config = SettingsConfigDict(env_prefix="LOCKGATE_", extra="ignore", frozen=True)
 
     table_name: str = "lockgate-sessions"
     queue_url: str = ""

@@ -7,29 +7,30 @@ and models (adapters), never different logic.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.catalog import Catalog
 from orchestrator.limits import Limits
-from orchestrator.loop import Orchestrator
-from orchestrator.metrics import record_metrics
-from orchestrator.ports import EventPublisher, Model, SessionStore, ToolInvoker
 from orchestrator.queue import SqsQueue
 from orchestrator.sessions import SessionRecord
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.stores.dynamodb import DynamoSessions
-from orchestrator.worker import Worker
-from tools.registry import CONTRACTS
 
-ModelFactory = Callable[[str], Model]
+# The loop, the catalog and the tool contracts are the worker's alone: the API, dead-letter
+# and WebSocket functions never load them. The worker's entry point imports them itself.
+if TYPE_CHECKING:
+    from orchestrator.ports import EventPublisher, Model, SessionStore, ToolInvoker
+    from orchestrator.worker import Worker
+    from tools.kit.contract import ToolSpec
+
+ModelFactory = Callable[[str], "Model"]
 
 
 @cache
 def settings() -> OrchestratorSettings:
     """Read once per process (Lambda cold start)."""
-    return OrchestratorSettings()
+    return OrchestratorSettings.from_env()
 
 
 def client(service: str, config: OrchestratorSettings, *, retries: bool = True) -> Any:
@@ -89,10 +90,21 @@ def worker(
     invoker: ToolInvoker | None = None,
     models: ModelFactory = bedrock_model,
     push: Callable[[SessionRecord, list[dict[str, Any]]], None] | None = None,
+    contracts: Sequence[ToolSpec] | None = None,
 ) -> Worker:
-    """A worker wired for this deployment (or for the local stack)."""
+    """A worker wired for this deployment (or for the local stack), offering `contracts`
+    (by default every registered tool)."""
+    from orchestrator.catalog import Catalog
+    from orchestrator.loop import Orchestrator
+    from orchestrator.metrics import record_metrics
+    from orchestrator.worker import Worker
+
+    if contracts is None:
+        from tools.registry import CONTRACTS
+
+        contracts = CONTRACTS
     tools = invoker or lambda_invoker(config)
-    catalog = Catalog(CONTRACTS)
+    catalog = Catalog(contracts)
     limits = base_limits(config)
 
     def build(record: SessionRecord, store: SessionStore, events: EventPublisher) -> Orchestrator:

@@ -19,6 +19,7 @@ from orchestrator import wiring
 from orchestrator.metrics import metrics
 from orchestrator.queue import session_id_of
 from orchestrator.worker import Worker
+from tools.registry import CONTRACTS
 
 logger = Logger(service="lockgate-worker")
 # Failed messages are reported as batch item failures, even when all of them failed.
@@ -36,7 +37,7 @@ def use(worker: Worker) -> None:
 
 @cache
 def _wired() -> Worker:
-    return wiring.worker(wiring.settings())
+    return wiring.worker(wiring.settings(), contracts=CONTRACTS)
 
 
 def _worker() -> Worker:

@@ -62,9 +62,7 @@ def _closure(roots: tuple[str, ...]) -> set[str]:
 
 
 def test_pinned_package_lists_are_closed_under_the_lock() -> None:
-    assert set(CORE_PACKAGES) == _closure(
-        ("aws-lambda-powertools", "pydantic", "pydantic-settings")
-    )
+    assert set(CORE_PACKAGES) == _closure(("aws-lambda-powertools", "pydantic"))
     assert set(POSTGRES_PACKAGES) == _closure(("psycopg[binary]",)) - set(CORE_PACKAGES)
     assert set(ORCHESTRATOR_PACKAGES) == _closure(("tenacity",)) - set(CORE_PACKAGES)
     assert set(AUTH_PACKAGES) == _closure(("pyjwt[crypto]",)) - set(CORE_PACKAGES)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.parser import parse
 from pydantic import ValidationError
 
 from tools.kit.contract import StrictInput, ToolOutput, ToolSpec
@@ -115,7 +114,7 @@ class ToolHandler(Generic[InputT, OutputT]):
     def handle(self, event: Mapping[str, Any]) -> ToolResponse:
         """Answer one envelope. Expected failures are values; a bug becomes `internal`."""
         try:
-            envelope = parse(event=dict(event), model=Envelope)
+            envelope = Envelope.model_validate(dict(event))
         except ValidationError as exc:
             message, details = describe_errors(Envelope, exc)
             return _error(ErrorKind.VALIDATION, "malformed envelope: " + message, errors=details)
