@@ -37,6 +37,7 @@ ENTRY_POINTS = (
     "orchestrator.handlers.worker",
     "orchestrator.handlers.dlq",
     "orchestrator.handlers.websocket",
+    "orchestrator.handlers.websocket_authorizer",
     "db.handler",
 )
 # What a Lambda environment sets; logging stays as configured in the function.

@@ -73,7 +73,7 @@ API_HANDLER = "orchestrator.handlers.api.handler"
 WORKER_HANDLER = "orchestrator.handlers.worker.handler"
 DEAD_LETTER_HANDLER = "orchestrator.handlers.dlq.handler"
 WEBSOCKET_HANDLER = "orchestrator.handlers.websocket.handler"
-WEBSOCKET_AUTHORIZER = "orchestrator.handlers.websocket.authorize"
+WEBSOCKET_AUTHORIZER = "orchestrator.handlers.websocket_authorizer.authorize"
 
 # How long a worker's claim on a session outlives its invocation's timeout.
 LEASE_MARGIN_SECONDS = 30
@@ -362,7 +362,6 @@ class ApiStack(Stack):
                 function=props.function,
                 environment=environment,
                 statements=[_table("Sessions", props.table, WEBSOCKET_TABLE_ACTIONS)],
-                extra_layers=[auth_layer],
             ),
         ).function
         # Verifies the token against the user pool's public keys (HTTPS); it needs no AWS API.

@@ -1,72 +1,24 @@
-"""WebSocket Lambdas: the `$connect` authorizer, and connect / subscribe / disconnect.
+"""WebSocket Lambda: connect / subscribe / disconnect.
 
-A client connects with `?token=<Cognito ID token>`, then sends
-`{"action": "subscribe", "session_id": "..."}`; every event of that session is pushed to it.
-Only the session's owner may subscribe (another user's session is answered as not found).
+A client connects with `?token=<Cognito ID token>` (checked by `websocket_authorizer`), then
+sends `{"action": "subscribe", "session_id": "..."}`; every event of that session is pushed to
+it. Only the session's owner may subscribe (another user's session is answered as not found).
 """
 
 from __future__ import annotations
 
 import json
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator import wiring
-from orchestrator.principal import principal_from_claims
 from orchestrator.push import subscription_key
 from orchestrator.sessions import SessionNotFound
-from orchestrator.tokens import CognitoVerifier
 from orchestrator.types import Principal
 
 logger = Logger(service="lockgate-websocket")
-
-
-class WebSocketSettings(BaseSettings):
-    """The user pool whose ID tokens are accepted."""
-
-    model_config = SettingsConfigDict(env_prefix="LOCKGATE_", extra="ignore", frozen=True)
-
-    user_pool_id: str = ""
-    user_pool_client_id: str = ""
-    region: str = "us-east-1"
-    jwks_url: str = ""
-
-
-@cache
-def _verifier() -> CognitoVerifier:
-    config = WebSocketSettings()
-    return CognitoVerifier(
-        config.region, config.user_pool_id, config.user_pool_client_id, config.jwks_url or None
-    )
-
-
-def _policy(effect: str, resource: str, principal: Principal | None) -> dict[str, Any]:
-    response: dict[str, Any] = {
-        "principalId": principal.user_id if principal else "anonymous",
-        "policyDocument": {
-            "Version": "2012-10-17",
-            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}],
-        },
-    }
-    if principal is not None:
-        response["context"] = {
-            "user_id": principal.user_id,
-            "tenant_id": principal.tenant_id,
-            "scopes": " ".join(sorted(principal.scopes)),
-        }
-    return response
-
-
-def authorize(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """REQUEST authorizer of `$connect`: allow a valid ID token with a tenant, deny the rest."""
-    token = (event.get("queryStringParameters") or {}).get("token", "")
-    claims = _verifier().claims(token) if token else None
-    principal = principal_from_claims(claims)
-    return _policy("Allow" if principal else "Deny", event["methodArn"], principal)
 
 
 def _principal(event: dict[str, Any]) -> Principal | None:

@@ -52,7 +52,7 @@ HANDLERS: dict[str, tuple[str, ...]] = {
     API_HANDLER: ORCHESTRATOR,
     WORKER_HANDLER: ORCHESTRATOR,
     DEAD_LETTER_HANDLER: ORCHESTRATOR,
-    WEBSOCKET_HANDLER: (*ORCHESTRATOR, *AUTH_PACKAGES),
+    WEBSOCKET_HANDLER: ORCHESTRATOR,
     WEBSOCKET_AUTHORIZER: (*ORCHESTRATOR, *AUTH_PACKAGES),
 }
 # What the Lambda Python runtime itself provides besides the standard library.
@@ -228,7 +228,7 @@ def test_assets_are_small_and_never_carry_boto(cloud_assembly: Path) -> None:
         }
         needs = set(HANDLERS[key.split(":", 1)[1]])
         assert needs <= shipped, (key, needs - shipped)
-        # Only the WebSocket functions carry the token-verification packages.
+        # Only the WebSocket authorizer carries the token-verification packages.
         assert bool(shipped & set(AUTH_PACKAGES)) == (set(AUTH_PACKAGES) <= needs), key
         for layer in layers:
             assert [p.name for p in layer.iterdir()] == ["python"], key

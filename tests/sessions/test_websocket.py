@@ -19,7 +19,7 @@ from botocore.stub import ANY, Stubber
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from local.cloud import LocalContext
-from orchestrator.handlers import websocket
+from orchestrator.handlers import websocket, websocket_authorizer
 from orchestrator.push import WebSocketPush
 from tests.conftest import Database
 from tests.sessions.conftest import Stack
@@ -79,9 +79,9 @@ def verifier_env(jwks_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
         ("LOCKGATE_JWKS_URL", jwks_url),
     ):
         monkeypatch.setenv(name, value)
-    websocket._verifier.cache_clear()
+    websocket_authorizer._verifier.cache_clear()
     yield
-    websocket._verifier.cache_clear()
+    websocket_authorizer._verifier.cache_clear()
 
 
 def authorize(value: str | None) -> dict[str, Any]:
@@ -89,7 +89,7 @@ def authorize(value: str | None) -> dict[str, Any]:
         "methodArn": "arn:aws:execute-api:eu-west-1:1:api/prod/$connect",
         "queryStringParameters": None if value is None else {"token": value},
     }
-    return websocket.authorize(event, LocalContext())  # type: ignore[arg-type]
+    return websocket_authorizer.authorize(event, LocalContext())  # type: ignore[arg-type]
 
 
 def effect(policy: dict[str, Any]) -> str:
