@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import REPETITIONS, Spread, table, verdict, write_results
+from infra.bundling import FUNCTION_ENVIRONMENT
 from tools.registry import CONTRACTS, handler_module
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,8 +41,14 @@ ENTRY_POINTS = (
     "orchestrator.handlers.websocket_authorizer",
     "db.handler",
 )
-# What a Lambda environment sets; logging stays as configured in the function.
-ENV = {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "eu-west-1", "PYTHONHASHSEED": "0"}
+# What a Lambda environment sets, and what every Lockgate function's environment sets;
+# logging stays as configured in the function.
+ENV = {
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "AWS_REGION": "eu-west-1",
+    "PYTHONHASHSEED": "0",
+    **FUNCTION_ENVIRONMENT,
+}
 
 
 def programs() -> dict[str, str]:

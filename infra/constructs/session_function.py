@@ -13,6 +13,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.bundling import FUNCTION_ENVIRONMENT
 from infra.config import FunctionConfig
 from infra.constructs.lambda_role import LambdaRole
 
@@ -103,6 +104,7 @@ class SessionFunction(Construct):
             timeout=Duration.seconds(props.function.timeout_seconds),
             reserved_concurrent_executions=props.reserved_concurrency,
             environment={
+                **FUNCTION_ENVIRONMENT,
                 "POWERTOOLS_SERVICE_NAME": props.service,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 **props.environment,

@@ -13,6 +13,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from infra.bundling import FUNCTION_ENVIRONMENT
 from infra.constructs.lambda_role import LambdaRole
 from tools.kit.contract import ToolSpec
 from tools.registry import handler_module
@@ -79,7 +80,11 @@ class ToolFunction(Construct):
         )
         self.security_group: ec2.SecurityGroup | None = None
         statements: list[iam.PolicyStatement] = []
-        environment = {"POWERTOOLS_SERVICE_NAME": spec.name, **props.environment}
+        environment = {
+            **FUNCTION_ENVIRONMENT,
+            "POWERTOOLS_SERVICE_NAME": spec.name,
+            **props.environment,
+        }
         if props.secret is not None:
             statements.append(
                 iam.PolicyStatement(

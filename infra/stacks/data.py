@@ -29,6 +29,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct, IConstruct
 
 from db.migrate import MIGRATIONS
+from infra.bundling import FUNCTION_ENVIRONMENT
 from infra.config import DatabaseConfig, FunctionConfig
 from infra.constructs.lambda_role import LambdaRole
 from infra.constructs.layers import layer_versions
@@ -258,7 +259,7 @@ class DataStack(Stack):
             vpc=self.vpc,
             vpc_subnets=self.subnets,
             security_groups=[security_group],
-            environment={"POWERTOOLS_SERVICE_NAME": "lockgate-migrations"},
+            environment={**FUNCTION_ENVIRONMENT, "POWERTOOLS_SERVICE_NAME": "lockgate-migrations"},
         )
         resource = CustomResource(
             self,

@@ -15,6 +15,7 @@ from aws_cdk.assertions import Match, Template
 from cfn_model import Assembly
 from pydantic import Field
 
+from infra.bundling import FUNCTION_ENVIRONMENT
 from infra.config import LockgateConfig
 from infra.constructs.tool_function import DatabaseAccess, ToolFunction, ToolFunctionProps, pascal
 from infra.stacks.api import (
@@ -38,6 +39,14 @@ def test_runtime_is_the_newest_python_on_arm64(assembly: Assembly) -> None:
     for _, function in assembly.all_resources("AWS::Lambda::Function"):
         assert function["Properties"]["Runtime"] == newest.name
         assert function["Properties"]["Architectures"] == ["arm64"]
+
+
+def test_every_function_skips_the_pydantic_plugin_search(assembly: Assembly) -> None:
+    functions = list(assembly.all_resources("AWS::Lambda::Function"))
+    assert functions
+    for _, function in functions:
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables.items() >= FUNCTION_ENVIRONMENT.items()
 
 
 def test_every_function_has_its_own_log_group_with_retention(assembly: Assembly) -> None:
