@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import REPETITIONS, Spread, table, verdict, write_results
-from infra.bundling import FUNCTION_ENVIRONMENT
+from infra.runtime import FUNCTION_ENVIRONMENT
 from tools.registry import CONTRACTS, handler_module
 
 ROOT = Path(__file__).resolve().parent.parent

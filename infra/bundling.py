@@ -36,9 +36,6 @@ _RECIPE = "lockgate-bundle-v1"  # bump to invalidate every cached asset
 
 # The Lambda runtime ships boto3 and botocore; an asset never carries them.
 RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer"})
-# Every function's environment. No function uses a pydantic plugin: skipping the search for
-# them saves reading every installed package's metadata on the first model build.
-FUNCTION_ENVIRONMENT: dict[str, str] = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
 
 # What each function needs at runtime (versions come from uv.lock).
 CORE_PACKAGES: tuple[str, ...] = (

@@ -13,9 +13,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.bundling import FUNCTION_ENVIRONMENT
 from infra.config import FunctionConfig
 from infra.constructs.lambda_role import LambdaRole
+from infra.runtime import FUNCTION_ENVIRONMENT
 
 # Powertools Metrics (EMF) namespace of every orchestrator function (see the dashboard).
 METRICS_NAMESPACE = "Lockgate"

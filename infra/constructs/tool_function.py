@@ -13,8 +13,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra.bundling import FUNCTION_ENVIRONMENT
 from infra.constructs.lambda_role import LambdaRole
+from infra.runtime import FUNCTION_ENVIRONMENT
 from tools.kit.contract import ToolSpec
 from tools.registry import handler_module
 

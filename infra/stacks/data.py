@@ -29,11 +29,11 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct, IConstruct
 
 from db.migrate import MIGRATIONS
-from infra.bundling import FUNCTION_ENVIRONMENT
 from infra.config import DatabaseConfig, FunctionConfig
 from infra.constructs.lambda_role import LambdaRole
 from infra.constructs.layers import layer_versions
 from infra.constructs.tool_function import DatabaseAccess, pascal
+from infra.runtime import FUNCTION_ENVIRONMENT
 from tools.kit.contract import ToolSpec
 
 POSTGRES_PORT = 5432

@@ -15,9 +15,9 @@ from aws_cdk.assertions import Match, Template
 from cfn_model import Assembly
 from pydantic import Field
 
-from infra.bundling import FUNCTION_ENVIRONMENT
 from infra.config import LockgateConfig
 from infra.constructs.tool_function import DatabaseAccess, ToolFunction, ToolFunctionProps, pascal
+from infra.runtime import FUNCTION_ENVIRONMENT
 from infra.stacks.api import (
     API_HANDLER,
     SESSION_OPTIONS_SCHEMA,
