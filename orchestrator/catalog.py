@@ -120,12 +120,16 @@ class Catalog:
             problem = _shape_problem(parsed, limits)
             if problem is not None:
                 return _rejected(problem[1], limit=problem[0])
+        # pydantic-core's validator and serializer, called directly: `model_validate` and
+        # `model_dump` wrap the same two calls in about 2 µs of Python, on every step.
+        model = spec.input
         try:
-            validated = spec.input.model_validate(parsed)
+            validated = model.__pydantic_validator__.validate_python(parsed)
         except ValidationError as exc:
-            message, details = describe_errors(spec.input, exc)
+            message, details = describe_errors(model, exc)
             return _rejected(message, errors=details)
-        return ValidCall(spec=spec, input=validated.model_dump(mode="json"))
+        normalized = model.__pydantic_serializer__.to_python(validated, mode="json")
+        return ValidCall(spec=spec, input=normalized)
 
 
 def _untitled(node: Any) -> Any:

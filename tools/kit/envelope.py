@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -68,4 +68,6 @@ class ErrorResponse(BaseModel):
     error: ToolError
 
 
-ToolResponse = OkResponse | ErrorResponse
+# `status` says which model applies: a response is validated against that one, not tried
+# against both.
+ToolResponse = Annotated[OkResponse | ErrorResponse, Field(discriminator="status")]
