@@ -31,7 +31,8 @@ from tools.registry import CONTRACTS
 
 DEMO_SCRIPT = Path(__file__).with_name("demo.yaml")
 DEMO_REQUEST = (
-    "Book Ada Lovelace (customer C-1001) in business class from Paris to New York in 30 days."
+    "Book Ada Lovelace (customer C-1001) in business class from Paris to New York in 10 days,"
+    " and tell me the weather there on arrival."
 )
 
 
