@@ -25,6 +25,7 @@ class ToolsStackProps:
     specs: Sequence[ToolSpec]
     tool_code: Callable[[ToolSpec], lambda_.Code]
     layers: Sequence[Callable[[], lambda_.Code]]
+    database_layers: Sequence[Callable[[], lambda_.Code]]  # only for tools that use PostgreSQL
     runtime: lambda_.Runtime
     architecture: lambda_.Architecture
     secrets: Mapping[str, secretsmanager.ISecret]
@@ -53,6 +54,9 @@ class ToolsStack(Stack):
             description="Lockgate orchestrator (the worker): invokes the registered tools and models",
         )
         layers = layer_versions(self, "Layer", props.layers, props.runtime, props.architecture)
+        database_layers = layer_versions(
+            self, "DatabaseLayer", props.database_layers, props.runtime, props.architecture
+        )
         self.tools: dict[str, ToolFunction] = {}
         for spec in props.specs:
             self.tools[spec.name] = ToolFunction(
@@ -61,7 +65,7 @@ class ToolsStack(Stack):
                 spec=spec,
                 props=ToolFunctionProps(
                     code=props.tool_code(spec),
-                    layers=layers,
+                    layers=[*layers, *database_layers] if spec.needs_database else layers,
                     runtime=props.runtime,
                     architecture=props.architecture,
                     secret=props.secrets.get(spec.name),

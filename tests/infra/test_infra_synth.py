@@ -8,12 +8,19 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aws_cdk import App, Validations
 from conftest import cdk_context
 
+from infra.assets import (
+    MB,
+    SESSION_FUNCTION_MAX_BYTES,
+    TOOL_MAX_BYTES,
+    function_assets,
+    templates,
+    tree_size,
+)
 from infra.bundling import (
     AUTH_PACKAGES,
     CORE_PACKAGES,
@@ -35,7 +42,6 @@ from tools.registry import CONTRACTS, handler_module
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-MB = 1024 * 1024
 STACKS = {
     f"{cdk_context()['lockgate'].get('stack_prefix', 'Lockgate')}{name}"
     for name in ("Data", "Tools", "Sessions", "Api", "Observability")
@@ -45,8 +51,11 @@ STACKS = {
 ORCHESTRATOR = (*CORE_PACKAGES, *ORCHESTRATOR_PACKAGES)
 HANDLERS: dict[str, tuple[str, ...]] = {
     "db.handler.handler": (*CORE_PACKAGES, *POSTGRES_PACKAGES),
+    # Only a tool that uses PostgreSQL gets the driver.
     **{
-        f"{handler_module(s.name)}.handler": (*CORE_PACKAGES, *TOOL_POSTGRES_PACKAGES)
+        f"{handler_module(s.name)}.handler": (
+            (*CORE_PACKAGES, *TOOL_POSTGRES_PACKAGES) if s.needs_database else CORE_PACKAGES
+        )
         for s in CONTRACTS
     },
     API_HANDLER: ORCHESTRATOR,
@@ -72,34 +81,9 @@ def cloud_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return outdir
 
 
-def _templates(outdir: Path) -> dict[str, dict[str, Any]]:
-    return {
-        p.name.removesuffix(".template.json"): json.loads(p.read_text())
-        for p in outdir.glob("*.template.json")
-    }
-
-
 def _function_assets(outdir: Path) -> dict[str, tuple[Path, list[Path]]]:
     """`stack:handler` → (code directory, layer directories) for every function in the app."""
-    found = {}
-    for stack, template in _templates(outdir).items():
-        resources = template["Resources"]
-        for function in resources.values():
-            if function["Type"] != "AWS::Lambda::Function":
-                continue
-            properties = function["Properties"]
-            code = outdir / f"asset.{properties['Code']['S3Key'].removesuffix('.zip')}"
-            layers = [
-                outdir
-                / f"asset.{resources[layer['Ref']]['Properties']['Content']['S3Key'].removesuffix('.zip')}"
-                for layer in properties.get("Layers", [])
-            ]
-            found[f"{stack}:{properties['Handler']}"] = (code, layers)
-    return found
-
-
-def _size(directory: Path) -> int:
-    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+    return {f"{f.stack}:{f.handler}": (f.code, list(f.layers)) for f in function_assets(outdir)}
 
 
 def test_synth_has_no_unacknowledged_findings(cloud_assembly: Path) -> None:
@@ -111,7 +95,7 @@ def test_synth_has_no_unacknowledged_findings(cloud_assembly: Path) -> None:
             for v in r.get("violations", [])
         ]
         assert violations == []
-    assert set(_templates(cloud_assembly)) == STACKS
+    assert set(templates(cloud_assembly)) == STACKS
 
 
 def test_cfn_lint_finds_no_errors(cloud_assembly: Path) -> None:
@@ -213,27 +197,36 @@ def test_a_function_imports_its_handler_from_its_asset_and_layers(
 
 
 def test_assets_are_small_and_never_carry_boto(cloud_assembly: Path) -> None:
-    assets = _function_assets(cloud_assembly)
-    for key, (code, layers) in assets.items():
-        for directory in (code, *layers):
+    functions = function_assets(cloud_assembly)
+    for function in functions:
+        key = f"{function.stack}:{function.handler}"
+        for directory in (function.code, *function.layers):
             names = {p.name for p in directory.rglob("*")}
             assert not names & {"boto3", "botocore"}, key
-        if ":tools." in key:
-            assert _size(code) < 1 * MB, key
-            assert _size(code) + sum(_size(layer) for layer in layers) < 40 * MB, key
+        if function.is_tool:
+            assert tree_size(function.code) < 1 * MB, key
+            assert function.size < TOOL_MAX_BYTES, key
+        elif function.handler.startswith("orchestrator.") and (
+            function.handler != WEBSOCKET_AUTHORIZER
+        ):
+            # The authorizer alone carries cryptography (PyJWT's RS256), and the migrations
+            # psycopg with libpq: see docs/DEPLOY.md.
+            assert function.size < SESSION_FUNCTION_MAX_BYTES, key
         shipped = {
             p.name.split("-")[0].lower().replace("_", "-")
-            for directory in (code, *layers)
+            for directory in (function.code, *function.layers)
             for p in directory.rglob("*.dist-info")
         }
-        needs = set(HANDLERS[key.split(":", 1)[1]])
+        needs = set(HANDLERS[function.handler])
         assert needs <= shipped, (key, needs - shipped)
-        # Only the WebSocket authorizer carries the token-verification packages.
+        # Only the WebSocket authorizer carries the token-verification packages, and only
+        # the tools that use PostgreSQL its driver.
         assert bool(shipped & set(AUTH_PACKAGES)) == (set(AUTH_PACKAGES) <= needs), key
-        for layer in layers:
+        assert ("pg8000" in shipped) == ("pg8000" in needs), key
+        for layer in function.layers:
             assert [p.name for p in layer.iterdir()] == ["python"], key
     tool_handlers = {f"tools.{s.name}.handler.handler" for s in CONTRACTS}
-    assert tool_handlers <= {k.split(":", 1)[1] for k in assets}
+    assert tool_handlers <= {f.handler for f in functions}
 
 
 def _nag_findings(outdir: Path) -> set[tuple[str, str]]:
