@@ -53,20 +53,21 @@ def shown_result(observation: Observation, max_chars: int) -> tuple[dict[str, An
 def compact_result(
     shown: dict[str, Any], shown_chars: int, index: int, max_chars: int
 ) -> dict[str, Any]:
-    """An older result reduced to what the model needs to remember it by."""
+    """An older result reduced to what the model needs to remember it by; never larger than
+    the result itself."""
     if shown_chars <= max_chars:
         return shown
     if shown.get("status") == "error":
         message = str(shown.get("message") or "")
-        return {
+        compact = {
             "status": "error",
             "error_kind": shown.get("error_kind"),
             "message": message[:max_chars],
         }
-    text = to_json(shown.get("output", shown.get("preview")), fallback=str).decode()
-    if len(text) <= max_chars:
-        return shown
-    return {"status": "ok", "ref": f"step {index + 1}", "preview": text[:max_chars] + "..."}
+    else:
+        text = to_json(shown.get("output", shown.get("preview")), fallback=str).decode()
+        compact = {"status": "ok", "ref": f"step {index + 1}", "preview": text[:max_chars] + "..."}
+    return compact if len(to_json(compact, fallback=str)) < shown_chars else shown
 
 
 class Transcript:
