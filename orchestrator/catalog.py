@@ -93,7 +93,7 @@ class Catalog:
         # A character is 1 to 4 bytes in UTF-8: only long text needs encoding to be measured.
         size = len(call.arguments)
         if size * 4 > limits.max_argument_bytes:
-            size = len(call.arguments.encode())
+            size = len(call.arguments.encode(errors="surrogatepass"))
         if size > limits.max_argument_bytes:
             return _rejected(
                 f"arguments too large: {size} bytes, at most {limits.max_argument_bytes}",
@@ -101,6 +101,8 @@ class Catalog:
             )
         try:
             parsed = from_json(call.arguments)
+        except TypeError:  # the text itself is not valid Unicode (a lone surrogate)
+            return _rejected("arguments are not valid JSON: not valid Unicode text")
         except ValueError as exc:
             if "recursion limit" in str(exc):  # the parser's own nesting limit
                 return _rejected(

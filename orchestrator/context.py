@@ -67,7 +67,7 @@ def compact_result(
     else:
         text = to_json(shown.get("output", shown.get("preview")), fallback=str).decode()
         compact = {"status": "ok", "ref": f"step {index + 1}", "preview": text[:max_chars] + "..."}
-    return compact if len(to_json(compact, fallback=str)) < shown_chars else shown
+    return compact if len(to_json(compact, fallback=str).decode()) < shown_chars else shown
 
 
 class Transcript:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import field
 from typing import Any
@@ -49,15 +50,21 @@ def call_key(tool: str, arguments: str | dict[str, Any]) -> str:
 
     A valid call is keyed by its validated input, which pydantic dumps in the model's field
     order: calls that differ only in spacing, key order or spelled-out defaults are the same
-    call. A rejected call is keyed by its raw text, in one spelling when it parses."""
+    call. A rejected call is keyed by its raw text, in one spelling when it parses.
+
+    The key is a digest: the counters travel in every checkpoint, and arguments may be up to
+    `max_argument_bytes` long."""
     if not isinstance(arguments, str):
-        return f"{tool}\x00{to_json(arguments).decode()}"
-    try:
-        parsed: Any = json.loads(arguments)
-    except (ValueError, RecursionError):
-        return f"{tool}\x00{arguments.strip()}"
-    canonical = json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return f"{tool}\x00{canonical}"
+        canonical = to_json(arguments)
+    else:
+        try:
+            parsed: Any = json.loads(arguments)
+        except (ValueError, RecursionError):
+            canonical = arguments.strip().encode(errors="surrogatepass")
+        else:
+            text = json.dumps(parsed, sort_keys=True, separators=(",", ":"))
+            canonical = text.encode()
+    return f"{tool}:{hashlib.blake2b(canonical, digest_size=16).hexdigest()}"
 
 
 @record

@@ -251,6 +251,7 @@ class _Live:
     """What an orchestrator keeps for a session while it runs it: derived once, not per step."""
 
     def __init__(self, principal: Principal) -> None:
+        self.source = principal
         self.transcript = Transcript()
         self.principal = principal.model_dump(mode="json")
 
@@ -313,7 +314,8 @@ class Orchestrator:
 
     def _session(self, state: SessionState) -> _Live:
         live = self._live.get(state.session_id)
-        if live is None:
+        # Derived from the state's own principal, always: never another run's under the same id.
+        if live is None or (live.source is not state.principal and live.source != state.principal):
             live = self._live[state.session_id] = _Live(state.principal)
         return live
 
@@ -423,7 +425,7 @@ class Orchestrator:
         """Invoke once, retrying transient failures; every call carries its idempotency key,
         so a retried write cannot write twice."""
         envelope = {
-            "principal": self._session(state).principal,
+            "principal": dict(self._session(state).principal),
             "input": planned.call.input,
             "idempotency_key": planned.idempotency_key,
         }

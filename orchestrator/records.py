@@ -5,6 +5,9 @@ about three times as much to build, and the loop builds about a dozen values per
 makes a class immutable to the type checker (assigning a field is a mypy error) and cheap at
 run time. Records are validated where they come from outside (a stored checkpoint, a file)
 and written out with `codec`, a pydantic adapter built on first use.
+
+Records compare by value but are not hashable (mypy, seeing them frozen, would allow it): never
+use one as a dict key or set member.
 """
 
 from __future__ import annotations

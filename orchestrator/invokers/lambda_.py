@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic_core import from_json
 
 from orchestrator.invokers.responses import failure, observation_from_response
 from orchestrator.types import ErrorKind, Observation
@@ -54,7 +55,9 @@ class LambdaInvoker:
             kind = ErrorKind.TRANSIENT if timed_out else ErrorKind.INTERNAL
             return failure(kind, f"tool {tool} {'timed out' if timed_out else 'crashed'}")
         try:
-            payload = json.loads(raw)
+            # pydantic-core's parser also refuses lone surrogates ("\ud800"), which no
+            # checkpoint or prompt could be written with.
+            payload = from_json(raw)
         except ValueError:
             return failure(ErrorKind.INTERNAL, "the tool returned a malformed response")
         return observation_from_response(payload)

@@ -24,6 +24,12 @@ def error_fields(result: ValidCall | Observation) -> list[str]:
     return [e["field"] for e in result.details.get("errors", [])]
 
 
+def test_arguments_that_are_not_unicode_are_rejected_not_a_crash() -> None:
+    result = prepare("customer_lookup", '{"customer_id": "C-1001\ud800"}')
+    assert isinstance(result, Observation)
+    assert result.error_kind is ErrorKind.VALIDATION
+
+
 def test_valid_call_is_normalized() -> None:
     result = prepare("customer_update", '{"customer_id": " C-1001 ", "tier": "gold"}')
     assert isinstance(result, ValidCall)

@@ -89,6 +89,14 @@ def test_malformed_payload_is_internal() -> None:
     assert observation.error_kind is ErrorKind.INTERNAL
 
 
+def test_text_that_is_not_unicode_is_a_malformed_response() -> None:
+    # Python's own parser would accept a lone surrogate; no checkpoint could then be written.
+    payload = b'{"status": "ok", "output": {"name": "\\ud800"}}'
+    observation = invoke_with({"StatusCode": 200, "Payload": body(payload)})
+    assert observation.status == "error"
+    assert observation.error_kind is ErrorKind.INTERNAL
+
+
 def test_undeployed_tool_is_not_invoked() -> None:
     client, stub = stubbed()
     with stub:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import fields
 
@@ -147,6 +148,45 @@ def test_repeated_identical_call_is_a_loop_and_is_not_invoked_again() -> None:
     assert not state.steps[-1].invoked
 
 
+def test_spelled_out_defaults_and_key_order_do_not_make_a_new_call() -> None:
+    # The same search three ways: `days` left to its default, spelled out, keys reordered.
+    date = (dt.date.today() + dt.timedelta(days=20)).isoformat()
+    plain = call("flight_search", origin="CDG", destination="JFK", date_from=date)
+    spelled = call("flight_search", origin="CDG", destination="JFK", date_from=date, days=7)
+    reordered = call("flight_search", days=7, date_from=date, destination="JFK", origin="CDG")
+    state, invoker, _, _ = session([plain, spelled, reordered, FinalAnswer(text="done")])
+
+    assert state.outcome is Outcome.LOOP_DETECTED
+    assert len(invoker.calls) == 2
+
+
+def test_the_principal_sent_is_always_the_sessions_own() -> None:
+    # One orchestrator, two runs under the same session id, the first one aborted by a crash
+    # mid-step: the second run's tool call carries the second run's principal.
+    crashes = [True]
+
+    def crash_once(tool: str, envelope: object) -> Observation:
+        if crashes.pop() if crashes else False:
+            raise RuntimeError("the invoker fell over")
+        return Observation(status="ok", output={"tool": tool})
+
+    invoker = RecordingInvoker(crash_once)
+    orchestrator = Orchestrator(
+        catalog=Catalog(CONTRACTS),
+        model=ScriptedModel([lookup("C-1001"), FinalAnswer(text="done")]),
+        invoker=invoker,
+        store=MemoryStore(),
+    )
+    with pytest.raises(RuntimeError):
+        orchestrator.run(orchestrator.start("same", "look up", ALICE))
+    orchestrator.run(orchestrator.start("same", "look up", BOB))
+
+    assert [envelope["principal"]["user_id"] for _, envelope in invoker.calls] == [
+        ALICE.user_id,
+        BOB.user_id,
+    ]
+
+
 def test_same_error_three_times_in_a_row_is_a_loop() -> None:
     def not_found(tool: str, envelope: object) -> Observation:
         return Observation(status="error", error_kind=ErrorKind.NOT_FOUND, message="no customer")
@@ -264,7 +304,11 @@ def test_applying_a_step_carries_every_other_field_over() -> None:
     after = apply(before, turn, observation, limits=Limits(), cost=0.25, attempts=2, call_key="k")
 
     changed = {"steps", "usage", "usage_by_model", "cost_usd", "retries", "guard"}
-    for name in {f.name for f in fields(SessionState)} - changed:
+    kept = {"session_id", "request", "principal", "started_at", "outcome", "exhausted"}
+    kept |= {"reason", "answer"}
+    # A new field must be given a non-default value above and carried over by `_advance`.
+    assert {f.name for f in fields(SessionState)} == changed | kept
+    for name in kept:
         assert getattr(after, name) == getattr(before, name), name
     assert after.usage == Usage(input_tokens=8, output_tokens=1)
     assert after.usage_by_model == {"m": Usage(input_tokens=8, output_tokens=1)}

@@ -24,3 +24,9 @@ def test_stored_records_are_validated_where_they_come_back() -> None:
         codec(Usage).validate_python({"input_tokens": -1})
     with pytest.raises(ValidationError):  # the decision's kind picks its type
         codec(Step).validate_python({**data, "turn": {"decision": {"kind": "shell", "cmd": "x"}}})
+
+
+def test_records_are_not_hashable() -> None:
+    # mypy sees records as frozen and would allow hashing them: this is the run-time truth.
+    with pytest.raises(TypeError):
+        hash(Usage())
