@@ -18,11 +18,13 @@ from local.weather import forecast_for
 
 @dataclass(frozen=True)
 class Fault:
-    """One scheduled answer: an HTTP status (with optional Retry-After), or a delay before OK."""
+    """One scheduled answer: an HTTP status (with optional Retry-After), a delay before OK, or
+    a 200 with this exact `body` instead of the forecast."""
 
     status: int = 200
     retry_after: int | None = None
     delay: float = 0.0
+    body: bytes | None = None
 
 
 OK = Fault()
@@ -74,7 +76,10 @@ def faulty_upstream(schedule: list[Fault]) -> Iterator[FaultyUpstream]:
                 self.end_headers()
                 return
             query = parse_qs(urlparse(self.path).query)
-            body = json.dumps(forecast_for(query["airport"][0], query["date"][0])).encode()
+            body = (
+                fault.body
+                or json.dumps(forecast_for(query["airport"][0], query["date"][0])).encode()
+            )
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

@@ -90,6 +90,17 @@ def test_permanently_failing_upstream_ends_cleanly_after_bounded_attempts() -> N
     assert state.outcome is Outcome.COMPLETED  # the error went back to the model as data
 
 
+def test_an_upstream_answer_that_is_not_unicode_is_malformed_not_a_crash() -> None:
+    forecast = json.dumps(forecast_for("JFK", DAY)).replace("}", ', "x": "\\ud800"}')
+    with faulty_upstream([Fault(body=forecast.encode())]) as upstream:
+        state = session(upstream.url, FakeClock(), Limits())
+
+    observation = state.steps[0].observation
+    assert observation is not None and observation.error_kind is ErrorKind.INTERNAL
+    assert upstream.requests == 1  # malformed is permanent: not retried
+    assert state.outcome is Outcome.COMPLETED
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_seeded_fault_schedules_all_recover(seed: int) -> None:
     schedule = seeded_schedule(seed, hang=TIMEOUT * 3, slow=TIMEOUT / 3)

@@ -7,7 +7,6 @@ Throttling (429, with its Retry-After), gateway errors (502/503/504), 500s and t
 from __future__ import annotations
 
 import email.utils
-import json
 import time
 import urllib.error
 import urllib.parse
@@ -15,6 +14,7 @@ import urllib.request
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from tools.kit.envelope import ErrorKind, ToolError
 from tools.kit.handler import ToolContext, tool_handler
@@ -44,7 +44,8 @@ def forecast(ctx: ToolContext, data: Input) -> Output | ToolError:
         return ToolError(kind=ErrorKind.INTERNAL, message="the weather service URL is invalid")
     try:
         with urllib.request.urlopen(url, timeout=ctx.settings.upstream_timeout_seconds) as response:  # noqa: S310  # scheme checked above
-            body: Any = json.loads(response.read())
+            # Strict JSON: text that is not valid Unicode (a lone surrogate) is malformed too.
+            body: Any = from_json(response.read())
     except urllib.error.HTTPError as exc:
         if exc.code in _TRANSIENT_STATUS:
             details: dict[str, Any] = {"upstream_status": exc.code}
