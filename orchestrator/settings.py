@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from typing import Any, Self, get_origin
+from types import NoneType, UnionType
+from typing import Any, Self, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,8 +16,9 @@ PREFIX = "LOCKGATE_"
 class EnvironmentSettings(BaseModel):
     """Settings read from the environment: field `name` from `LOCKGATE_NAME` (in any case).
 
-    A dict or list field is given as JSON; every value is then validated by the model. A plain
-    model and this one loop keep pydantic-settings out of every function's cold start.
+    A structured field (a dict, list, set, tuple or model, optional or not) is given as JSON;
+    every value is then validated by the model. A plain model and this one loop keep
+    pydantic-settings out of every function's cold start.
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -29,7 +31,7 @@ class EnvironmentSettings(BaseModel):
         for field, info in cls.model_fields.items():
             name = f"{PREFIX}{field.upper()}"
             value: Any = variables.get(name)
-            if value is not None and get_origin(info.annotation) in (dict, list):
+            if value is not None and _structured(info.annotation):
                 try:
                     value = json.loads(value)
                 except ValueError as exc:
@@ -37,6 +39,15 @@ class EnvironmentSettings(BaseModel):
             if value is not None:  # unset, or JSON `null`: the field keeps its default
                 data[field] = value
         return cls.model_validate(data)
+
+
+def _structured(annotation: Any) -> bool:
+    """Whether a field's values are containers or models (read from JSON), `X | None` included."""
+    if get_origin(annotation) in (Union, UnionType):
+        return any(_structured(member) for member in get_args(annotation) if member is not NoneType)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return get_origin(annotation) in (dict, list, set, frozenset, tuple)
 
 
 class OrchestratorSettings(EnvironmentSettings):

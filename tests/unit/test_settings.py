@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from orchestrator.handlers.websocket_authorizer import WebSocketSettings
-from orchestrator.settings import OrchestratorSettings
+from orchestrator.settings import EnvironmentSettings, OrchestratorSettings
 
 
 def test_an_empty_environment_gives_the_defaults() -> None:
@@ -63,3 +63,27 @@ def test_the_websocket_authorizer_reads_its_user_pool() -> None:
         {"LOCKGATE_USER_POOL_ID": "eu-west-1_X", "LOCKGATE_REGION": "eu-west-1"}
     )
     assert (config.user_pool_id, config.region, config.jwks_url) == ("eu-west-1_X", "eu-west-1", "")
+
+
+def test_optional_and_nested_structured_fields_are_read_as_json() -> None:
+    class Limits(BaseModel):
+        steps: int
+
+    class Custom(EnvironmentSettings):
+        routes: dict[str, str] | None = None
+        tags: frozenset[str] = frozenset()
+        limits: Limits | None = None
+        name: str = ""
+
+    config = Custom.from_env(
+        {
+            "LOCKGATE_ROUTES": '{"a": "b"}',
+            "LOCKGATE_TAGS": '["x", "y"]',
+            "LOCKGATE_LIMITS": '{"steps": 3}',
+            "LOCKGATE_NAME": '{"not": "json for a string field"}',
+        }
+    )
+    assert config.routes == {"a": "b"}
+    assert config.tags == frozenset({"x", "y"})
+    assert config.limits == Limits(steps=3)
+    assert config.name == '{"not": "json for a string field"}'
