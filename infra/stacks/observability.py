@@ -146,11 +146,25 @@ class ObservabilityStack(Stack):
             topic.add_subscription(sns_subscriptions.EmailSubscription(config.email))
         return topic
 
+    def _alarm(
+        self, alarm_id: str, *, alarm_description: str, metric: cw.IMetric, threshold: float
+    ) -> cw.Alarm:
+        """Every alarm here fires on one period above its threshold; no data is not a breach."""
+        return cw.Alarm(
+            self,
+            alarm_id,
+            alarm_description=alarm_description,
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+
     def _alarms(self, props: ObservabilityStackProps) -> dict[str, cw.Alarm]:
         config = props.alarms
         alarms = {
-            "WorkerErrorRate": cw.Alarm(
-                self,
+            "WorkerErrorRate": self._alarm(
                 "WorkerErrorRate",
                 alarm_description=(
                     f"More than {config.worker_error_rate_percent:g}% of worker invocations failed "
@@ -166,12 +180,8 @@ class ObservabilityStack(Stack):
                     period=_FIVE_MINUTES,
                 ),
                 threshold=config.worker_error_rate_percent,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             ),
-            "DeadLetters": cw.Alarm(
-                self,
+            "DeadLetters": self._alarm(
                 "DeadLetters",
                 alarm_description=(
                     "A session message reached the dead-letter queue: its session was marked "
@@ -181,12 +191,8 @@ class ObservabilityStack(Stack):
                     period=Duration.minutes(1), statistic="Maximum"
                 ),
                 threshold=0,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             ),
-            "CostPerHour": cw.Alarm(
-                self,
+            "CostPerHour": self._alarm(
                 "CostPerHour",
                 alarm_description=(
                     f"Model cost above {config.cost_per_hour_usd:g} USD in one hour "
@@ -194,27 +200,19 @@ class ObservabilityStack(Stack):
                 ),
                 metric=self.session_metric("CostUSD", period=Duration.hours(1)),
                 threshold=config.cost_per_hour_usd,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             ),
-            "Api5xx": cw.Alarm(
-                self,
+            "Api5xx": self._alarm(
                 "Api5xx",
                 alarm_description="The REST API answered 5xx (a function error or timeout).",
                 metric=props.api_stage.metric_server_error(period=_FIVE_MINUTES),
                 threshold=0,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             ),
         }
         names = sorted(props.functions)
         for index, start in enumerate(range(0, len(names), _MAX_ALARM_METRICS)):
             group = names[start : start + _MAX_ALARM_METRICS]
             alarm_id = "LambdaThrottles" + (str(index + 1) if index else "")
-            alarms[alarm_id] = cw.Alarm(
-                self,
+            alarms[alarm_id] = self._alarm(
                 alarm_id,
                 alarm_description=f"A Lambda function was throttled: {', '.join(group)}.",
                 metric=cw.MathExpression(
@@ -227,9 +225,6 @@ class ObservabilityStack(Stack):
                     period=_FIVE_MINUTES,
                 ),
                 threshold=0,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             )
         return alarms
 
