@@ -81,11 +81,6 @@ def cloud_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return outdir
 
 
-def _function_assets(outdir: Path) -> dict[str, tuple[Path, list[Path]]]:
-    """`stack:handler` → (code directory, layer directories) for every function in the app."""
-    return {f"{f.stack}:{f.handler}": (f.code, list(f.layers)) for f in function_assets(outdir)}
-
-
 def test_synth_has_no_unacknowledged_findings(cloud_assembly: Path) -> None:
     report = cloud_assembly / "validation-report.json"
     if report.exists():
@@ -159,7 +154,7 @@ def _isolated_site(directory: Path, modules: set[str], distributions: set[str]) 
 
 
 def test_every_function_is_import_checked(cloud_assembly: Path) -> None:
-    assert {k.split(":", 1)[1] for k in _function_assets(cloud_assembly)} == set(HANDLERS)
+    assert {f.handler for f in function_assets(cloud_assembly)} == set(HANDLERS)
 
 
 @pytest.mark.parametrize("handler", sorted(HANDLERS))
@@ -167,7 +162,7 @@ def test_a_function_imports_its_handler_from_its_asset_and_layers(
     cloud_assembly: Path, tmp_path: Path, handler: str
 ) -> None:
     ((code, layers),) = [
-        v for k, v in _function_assets(cloud_assembly).items() if k.endswith(f":{handler}")
+        (f.code, f.layers) for f in function_assets(cloud_assembly) if f.handler == handler
     ]
     module = handler.rsplit(".", 1)[0]
     if not (code / f"{module.replace('.', '/')}.py").exists():
