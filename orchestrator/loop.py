@@ -340,19 +340,13 @@ class Orchestrator:
     def _affordable(
         self, state: SessionState, model: Model, request: ModelRequest
     ) -> Finish | None:
-        budgeted = self.limits.max_tokens is not None or self.limits.max_usd is not None
         # Estimating means sizing the prompt: only a token or dollar budget needs it.
-        if not budgeted:
-            return limit_reached(
-                state, self.limits, now=self._clock(), estimate=_NO_ESTIMATE, estimated_cost=0.0
-            )
-        estimate = next_call_estimate(state, request)
+        estimate, estimated_cost = _NO_ESTIMATE, 0.0
+        if self.limits.max_tokens is not None or self.limits.max_usd is not None:
+            estimate = next_call_estimate(state, request)
+            estimated_cost = self._cost(model.model_id, estimate)
         return limit_reached(
-            state,
-            self.limits,
-            now=self._clock(),
-            estimate=estimate,
-            estimated_cost=self._cost(model.model_id, estimate),
+            state, self.limits, now=self._clock(), estimate=estimate, estimated_cost=estimated_cost
         )
 
     def step(self, state: SessionState) -> SessionState:
