@@ -34,9 +34,10 @@ def _percentile(values: list[float], share: float) -> float:
 
 def measure(sessions: int, concurrency: int) -> dict[str, Any]:
     """Start the local stack, measure, stop it."""
+    from local.auth import issue_token
     from local.cli import DEMO_SCRIPT
     from local.models import local_model
-    from local.serve import LocalServer, Pollers, issue_token, local_cloud
+    from local.serve import LocalServer, Pollers, local_cloud
     from local.stack import database_server, home, provision
     from local.weather import weather_service
     from orchestrator import wiring

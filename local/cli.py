@@ -186,7 +186,7 @@ def _tools(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _token(args: argparse.Namespace, out: TextIO) -> int:
-    from local.serve import issue_token
+    from local.auth import issue_token
 
     if args.user not in LOCAL_USERS:
         raise UsageError(f"--user {args.user!r}: unknown; local users are {', '.join(LOCAL_USERS)}")

@@ -12,8 +12,8 @@ import urllib.error
 import urllib.request
 from typing import Any, TextIO
 
+from local.auth import issue_token
 from local.models import UsageError
-from local.serve import issue_token
 from local.stack import home
 from local.trace import TracePrinter
 from local.users import LOCAL_USERS

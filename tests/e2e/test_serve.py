@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from db.migrate import migrate
-from local.serve import issue_token
+from local.auth import issue_token
 from orchestrator.handlers.api import openapi_document
 from tests.conftest import Database, Template
 from tools.registry import CONTRACTS

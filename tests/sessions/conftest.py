@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
+from local.auth import claims_for
 from local.cli import DEMO_SCRIPT
 from local.cloud import LocalCloud, QueuePoller, moto_server, provision_cloud
 from local.models import local_model
-from local.serve import api_event, call_api, claims_for
+from local.serve import api_event, call_api
 from local.users import LOCAL_USERS
 from orchestrator import wiring
 from orchestrator.handlers import api, dlq
