@@ -156,6 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="the sessions API on 127.0.0.1 (local stack)")
     serve.add_argument("--port", type=int, default=8787)
     serve.add_argument(
+        "--state",
+        choices=["postgres", "moto"],
+        default="postgres",
+        help="where sessions and the work queue live: the local PostgreSQL (durable, the"
+        " default) or DynamoDB/SQS on moto's server (a test double; lost on exit)",
+    )
+    serve.add_argument(
+        "--workers", type=int, default=4, help="worker threads advancing sessions (default 4)"
+    )
+    serve.add_argument(
         "--model", default=f"scripted:{DEMO_SCRIPT}", help="scripted:FILE or bedrock:MODEL_ID"
     )
 
@@ -204,10 +214,14 @@ def _openapi(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _serve(args: argparse.Namespace, out: TextIO) -> int:
+    from local.cloud import StateInUse
     from local.serve import serve
 
     load_model(args.model)  # fail fast on a bad model spec
-    return serve(args.port, args.model, out)
+    try:
+        return serve(args.port, args.model, out, state=args.state, workers=args.workers)
+    except StateInUse as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _session(args: argparse.Namespace, out: TextIO) -> int:

@@ -1,15 +1,17 @@
 """The local stack: a PostgreSQL, the migrations, one role per tool, in-process tools.
 
 Only adapters differ from the cloud: tools run in this process through their Lambda
-handlers, each bound to its own database role; sessions are checkpointed in memory.
+handlers, each bound to its own database role.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,28 @@ def tool_settings(
     }
 
 
+def role_passwords(roles: Iterable[str]) -> dict[str, str]:
+    """Each local role's password: made once, kept `0600` in `home()/role-passwords.json`.
+
+    Roles are cluster-wide. Every command on the same local database (`run`, `eval`,
+    `serve`) sets the same passwords, so one never breaks another's connections; a file
+    lock keeps two commands starting at once from writing different ones.
+    """
+    path = home() / "role-passwords.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        missing = [role for role in roles if role not in known]
+        if missing:
+            known.update({role: secrets.token_urlsafe(24) for role in missing})
+            scratch = path.with_suffix(".tmp")
+            scratch.write_text(json.dumps(known, indent=2))
+            scratch.chmod(0o600)
+            scratch.replace(path)
+    return known
+
+
 def provision(
     admin_url: str,
     *,
@@ -97,8 +121,9 @@ def provision(
     specs: tuple[ToolSpec, ...] = CONTRACTS,
     with_demo_data: bool = True,
 ) -> dict[str, ToolSettings]:
-    """Migrate, give every tool role a fresh password, load demo data; return each tool's settings."""
-    passwords = {spec.db_role: secrets.token_urlsafe(24) for spec in specs if spec.needs_database}
+    """Migrate, set every tool role's password, load demo data; return each tool's settings."""
+    every = role_passwords(spec.db_role for spec in specs if spec.needs_database)
+    passwords = {spec.db_role: every[spec.db_role] for spec in specs if spec.needs_database}
     with psycopg.connect(admin_url, autocommit=True) as conn:
         migrate(conn, specs, passwords)
         if with_demo_data:

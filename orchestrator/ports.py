@@ -6,9 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from orchestrator.context import Exchange
 from orchestrator.records import record
-from orchestrator.types import ModelTurn, Observation, SessionState
+from orchestrator.types import Exchange, ModelTurn, Observation, SessionState
 from tools.kit.contract import ToolSpec
 
 

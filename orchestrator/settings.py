@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Mapping
 from types import NoneType, UnionType
-from typing import Any, Self, Union, get_args, get_origin
+from typing import Any, Literal, Self, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -60,6 +60,7 @@ class OrchestratorSettings(EnvironmentSettings):
 
     table_name: str = "lockgate-sessions"
     queue_url: str = ""
+    dead_letter_queue_url: str = ""  # only local pollers read it; in AWS a redrive policy moves
     tool_functions: dict[str, str] = Field(default_factory=dict)
     model_id: str = "amazon.nova-lite-v1:0"
     synthesizer_model_id: str = ""
@@ -75,6 +76,12 @@ class OrchestratorSettings(EnvironmentSettings):
     max_wait_seconds: float = Field(default=25.0, ge=0, le=28)
     prompt_cache: bool = False  # Bedrock prompt caching of instructions + catalog
     session_retention_days: float = Field(default=30, gt=0)  # then DynamoDB's TTL removes it
+    # Where sessions and the work queue live: DynamoDB + SQS in the cloud, PostgreSQL for
+    # `lockgate serve` (`sessions_database_url`: the runtime's own role), memory for tests.
+    sessions_backend: Literal["dynamodb", "postgres", "memory"] = "dynamodb"
+    sessions_database_url: str = ""
+    visibility_seconds: float = Field(default=900.0, gt=0)  # postgres queue: as the SQS queue
+    max_receive_count: int = Field(default=3, ge=1)
 
     def model_allowed(self, model: str | None) -> bool:
         """A caller may pick the default model or one of the allowed ones."""

@@ -6,22 +6,24 @@ and models (adapters), never different logic.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.limits import Limits
-from orchestrator.queue import SqsQueue
-from orchestrator.sessions import SessionRecord
+from orchestrator.sessions.checkpoints import Observer
+from orchestrator.sessions.ports import PullQueue, SessionRepository, Subscriptions
+from orchestrator.sessions.record import SessionRecord
+from orchestrator.sessions.service import CHANGES, SessionService
 from orchestrator.settings import OrchestratorSettings
-from orchestrator.stores.dynamodb import DynamoSessions
 
 # The loop, the catalog and the tool contracts are the worker's alone: the API, dead-letter
 # and WebSocket functions never load them. The worker's entry point imports them itself.
 if TYPE_CHECKING:
     from orchestrator.ports import EventPublisher, Model, SessionStore, ToolInvoker
-    from orchestrator.worker import Worker
+    from orchestrator.sessions.worker import Worker
     from tools.kit.contract import ToolSpec
 
 ModelFactory = Callable[[str], "Model"]
@@ -47,16 +49,89 @@ def client(service: str, config: OrchestratorSettings, *, retries: bool = True) 
     return boto3.client(service, **options)
 
 
-def repository(config: OrchestratorSettings) -> DynamoSessions:
-    """The sessions table."""
+_pools: dict[str, Any] = {}
+_pools_lock = threading.Lock()
+
+
+def _postgres_pool(url: str) -> Any:
+    """One connection pool per database URL and process."""
+    from orchestrator.sessions.postgres import pool
+
+    with _pools_lock:
+        if url not in _pools:
+            _pools[url] = pool(url)
+        return _pools[url]
+
+
+@cache
+def _memory(
+    visibility_seconds: float, max_receive_count: int
+) -> tuple[SessionRepository, PullQueue]:
+    """One process's sessions and queue, shared by its API and its worker."""
+    from orchestrator.sessions.memory import MemoryQueue, MemorySessions
+
+    queue = MemoryQueue(visibility_seconds=visibility_seconds, max_receive_count=max_receive_count)
+    return MemorySessions(), queue
+
+
+def close() -> None:
+    """Close the runtime's database connections and forget in-memory state (end of a local
+    stack; a Lambda process never needs to)."""
+    with _pools_lock:
+        for opened in _pools.values():
+            opened.close()
+        _pools.clear()
+    _memory.cache_clear()
+
+
+def repository(config: OrchestratorSettings) -> SessionRepository:
+    """Where sessions live, by `sessions_backend`."""
+    if config.sessions_backend == "postgres":
+        from orchestrator.sessions.postgres import PostgresSessions
+
+        return PostgresSessions(_postgres_pool(config.sessions_database_url))
+    if config.sessions_backend == "memory":
+        return _memory(config.visibility_seconds, config.max_receive_count)[0]
+    from orchestrator.sessions.dynamodb import DynamoSessions
+
     return DynamoSessions(
         config.table_name, client("dynamodb", config), config.session_retention_days
     )
 
 
-def queue(config: OrchestratorSettings) -> SqsQueue:
-    """The work queue."""
-    return SqsQueue(config.queue_url, client("sqs", config))
+def queue(config: OrchestratorSettings) -> PullQueue:
+    """The work queue, by `sessions_backend`."""
+    if config.sessions_backend == "postgres":
+        from orchestrator.sessions.postgres import PostgresQueue
+
+        return PostgresQueue(
+            _postgres_pool(config.sessions_database_url),
+            visibility_seconds=config.visibility_seconds,
+            max_receive_count=config.max_receive_count,
+        )
+    if config.sessions_backend == "memory":
+        return _memory(config.visibility_seconds, config.max_receive_count)[1]
+    from orchestrator.sessions.sqs import SqsQueue
+
+    return SqsQueue(config.queue_url, client("sqs", config), config.dead_letter_queue_url or None)
+
+
+def subscriptions(config: OrchestratorSettings) -> Subscriptions:
+    """WebSocket subscriptions (the cloud's push), in the sessions table."""
+    from orchestrator.sessions.dynamodb import DynamoSubscriptions
+
+    return DynamoSubscriptions(config.table_name, client("dynamodb", config))
+
+
+def session_service(config: OrchestratorSettings) -> SessionService:
+    """What the API does, over this deployment's repository and queue."""
+    return SessionService(
+        repo=repository(config),
+        queue=queue(config),
+        default_model=config.model_id,
+        allowed_models=list(config.allowed_models),
+        max_wait_seconds=config.max_wait_seconds,
+    )
 
 
 def base_limits(config: OrchestratorSettings) -> Limits:
@@ -89,15 +164,15 @@ def worker(
     *,
     invoker: ToolInvoker | None = None,
     models: ModelFactory = bedrock_model,
-    push: Callable[[SessionRecord, list[dict[str, Any]]], None] | None = None,
+    push: Observer | None = None,
     contracts: Sequence[ToolSpec] | None = None,
 ) -> Worker:
     """A worker wired for this deployment (or for the local stack), offering `contracts`
     (by default every registered tool)."""
     from orchestrator.catalog import Catalog
     from orchestrator.loop import Orchestrator
-    from orchestrator.metrics import record_metrics
-    from orchestrator.worker import Worker
+    from orchestrator.sessions.metrics import record_metrics
+    from orchestrator.sessions.worker import Worker
 
     if contracts is None:
         from tools.registry import CONTRACTS
@@ -119,16 +194,16 @@ def worker(
             limits=record.options.limits(limits),
         )
 
-    observers: list[Callable[[SessionRecord, list[dict[str, Any]]], None]] = [record_metrics]
+    observers: list[Observer] = [record_metrics, CHANGES.notify]
     if push is not None:
         observers.append(push)
     elif config.websocket_endpoint:
         import boto3
 
-        from orchestrator.push import WebSocketPush
+        from orchestrator.sessions.push import WebSocketPush
 
         management = boto3.client("apigatewaymanagementapi", endpoint_url=config.websocket_endpoint)
-        observers.append(WebSocketPush(config.table_name, client("dynamodb", config), management))
+        observers.append(WebSocketPush(subscriptions(config), management))
 
     def after_checkpoint(record: SessionRecord, events: list[dict[str, Any]]) -> None:
         for observe in observers:

@@ -16,11 +16,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orchestrator import wiring
-from orchestrator.queue import session_id_of
+from orchestrator.sessions.ports import session_id_of
 
 logger = Logger(service="lockgate-dead-letters")
-# Failed messages are reported as batch item failures, even when all of them failed.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -39,6 +37,9 @@ def record_handler(record: SQSRecord) -> None:
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """Lambda entry point (SQS event source on the dead-letter queue)."""
+    # A processor per invocation (it holds the batch's results); failed messages are
+    # reported as batch item failures, even when all of them failed.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

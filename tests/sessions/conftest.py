@@ -15,14 +15,15 @@ import pytest
 from local.auth import claims_for
 from local.cli import DEMO_SCRIPT
 from local.cloud import LocalCloud, QueuePoller, moto_server, provision_cloud
+from local.gateway import api_event, call_api
 from local.models import local_model
-from local.serve import api_event, call_api
 from local.users import LOCAL_USERS
 from orchestrator import wiring
-from orchestrator.handlers import api, dlq
+from orchestrator.handlers import api, dlq, websocket
 from orchestrator.handlers import worker as worker_handler
 from orchestrator.invokers.in_process import InProcessInvoker
-from orchestrator.worker import Worker
+from orchestrator.sessions.sqs import SqsQueue
+from orchestrator.sessions.worker import Worker
 from tests.conftest import Database
 
 DEMO_MODEL = f"scripted:{DEMO_SCRIPT}"
@@ -93,22 +94,25 @@ def stack(
     monkeypatch.setenv("LOCKGATE_LEASE_SECONDS", "1")
     monkeypatch.setenv("LOCKGATE_MAX_WAIT_SECONDS", "10")
     wiring.settings.cache_clear()
-    api._services.cache_clear()
+    api._service.cache_clear()
+    websocket._connections.cache_clear()
+    websocket._connections.cache_clear()
     invoker = InProcessInvoker(database.tool_settings())
     worker = wiring.worker(wiring.settings(), invoker=invoker, models=local_model)
     worker_handler.use(worker)
-    sqs = cloud.client("sqs")
+    queue = SqsQueue(cloud.queue_url, cloud.client("sqs"), cloud.dlq_url)
     yield Stack(
         cloud,
         worker,
         invoker,
-        QueuePoller(sqs, cloud.queue_url, worker_handler.handler),
-        QueuePoller(sqs, cloud.dlq_url, dlq.handler),
+        QueuePoller(queue, worker_handler.handler, batch=5),
+        QueuePoller(queue.dead_letters(), dlq.handler, batch=5),
     )
     invoker.close()
-    worker_handler._configured.clear()
+    worker_handler.use(None)
     wiring.settings.cache_clear()
-    api._services.cache_clear()
+    api._service.cache_clear()
+    websocket._connections.cache_clear()
 
 
 def replace_worker(stack: Stack, **changes: Any) -> Worker:

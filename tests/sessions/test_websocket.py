@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from local.cloud import LocalContext
 from orchestrator.handlers import websocket, websocket_authorizer
-from orchestrator.push import WebSocketPush
+from orchestrator.sessions.dynamodb import DynamoSubscriptions
+from orchestrator.sessions.push import WebSocketPush
 from tests.conftest import Database
 from tests.sessions.conftest import Stack
 
@@ -161,7 +162,9 @@ def test_subscribed_connections_receive_every_event(stack: Stack, database: Data
     stub = Stubber(management)
     for _ in range(DEMO_EVENTS):
         stub.add_response("post_to_connection", {}, {"ConnectionId": "conn-a", "Data": ANY})
-    push = WebSocketPush(stack.cloud.table, stack.cloud.client("dynamodb"), management)
+    push = WebSocketPush(
+        DynamoSubscriptions(stack.cloud.table, stack.cloud.client("dynamodb")), management
+    )
     stack.use(dataclasses.replace(stack.worker, push=push))
     with stub:
         stack.drain()
@@ -169,7 +172,7 @@ def test_subscribed_connections_receive_every_event(stack: Stack, database: Data
     assert database.rows("SELECT count(*) FROM bookings") == [(1,)]
 
     assert call(ws_event("$disconnect", "conn-a"))["statusCode"] == 200
-    assert push.connections(session_id) == []
+    assert push.subscriptions.connections(session_id) == []
 
 
 def test_a_gone_connection_is_forgotten(stack: Stack) -> None:
@@ -183,10 +186,12 @@ def test_a_gone_connection_is_forgotten(stack: Stack) -> None:
     )
     stub = Stubber(management)
     stub.add_client_error("post_to_connection", "GoneException", "gone", 410)
-    push = WebSocketPush(stack.cloud.table, stack.cloud.client("dynamodb"), management)
+    push = WebSocketPush(
+        DynamoSubscriptions(stack.cloud.table, stack.cloud.client("dynamodb")), management
+    )
     stack.use(dataclasses.replace(stack.worker, push=push))
     with stub:
         stack.drain()
-    assert push.connections(session_id) == []
+    assert push.subscriptions.connections(session_id) == []
     _, _, view = stack.api("GET", f"/sessions/{session_id}")
     assert view["status"] == "completed"  # delivery problems never fail a session

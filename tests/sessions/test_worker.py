@@ -12,8 +12,8 @@ import pytest
 from local.cloud import LocalContext
 from local.models import local_model
 from orchestrator.ports import Model, ModelRequest
-from orchestrator.sessions import LeaseHeld, LeaseLost, SessionRecord
-from orchestrator.stores.dynamodb import DynamoSessions
+from orchestrator.sessions.dynamodb import DynamoSessions
+from orchestrator.sessions.record import LeaseHeld, LeaseLost, SessionRecord
 from orchestrator.types import ModelTurn, SessionState
 from tests.conftest import Database
 from tests.sessions.conftest import Stack, replace_worker

@@ -11,10 +11,10 @@ import pytest
 from botocore.config import Config
 from botocore.stub import ANY, Stubber
 
-from orchestrator.context import Exchange, shown_result
+from orchestrator.context import shown_result
 from orchestrator.models.bedrock import BedrockModel
 from orchestrator.ports import ModelError, ModelRequest
-from orchestrator.types import ErrorKind, FinalAnswer, Observation, ToolCall, Usage
+from orchestrator.types import ErrorKind, Exchange, FinalAnswer, Observation, ToolCall, Usage
 from tools.registry import CONTRACTS
 
 MODEL = "amazon.nova-lite-v1:0"

@@ -1,11 +1,12 @@
-"""Sessions in one DynamoDB table, advanced by one worker at a time.
+"""Sessions (and WebSocket subscriptions) in one DynamoDB table: the cloud's store.
 
 Items (partition `pk`, sort `sk`):
 - `S#<id>` / `META`: the immutable part of the record as JSON (`spec`), and the mutable part as
   attributes that conditions can test: status, version, lease_owner, lease_until,
   cancel_requested, reason, events_count, updated_at, and the state without its steps (`state`);
 - `S#<id>` / `STEP#000001`: one item per step, written once (`attribute_not_exists`);
-- `S#<id>` / `EVT#00000001`: one item per progress event, numbered from 1.
+- `S#<id>` / `EVT#00000001`: one item per progress event, numbered from 1;
+- `S#<id>` / `SUB#<connection>` and `C#<connection>` / `META`: WebSocket subscriptions.
 
 A checkpoint is one TransactWriteItems: the new steps, the new events and the META update,
 conditional on the version the worker read, on its lease, and on no cancel request. Two
@@ -21,7 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from orchestrator.records import codec
-from orchestrator.sessions import (
+from orchestrator.sessions.record import (
     CancelRequested,
     LeaseHeld,
     LeaseLost,
@@ -335,3 +336,69 @@ class DynamoSessions:
                 ":zero": {"N": "0"},
             },
         )
+
+
+def subscription_key(session_id: str, connection_id: str) -> dict[str, Any]:
+    """The item that subscribes a connection to a session."""
+    return {"pk": {"S": f"S#{session_id}"}, "sk": {"S": f"SUB#{connection_id}"}}
+
+
+class DynamoSubscriptions:
+    """`Subscriptions` in the sessions table: a connection item listing its sessions, and one
+    item per (session, connection) so that a checkpoint finds its listeners with one query."""
+
+    def __init__(self, table: str, client: Any) -> None:
+        self.table, self.client = table, client
+
+    @staticmethod
+    def _connection(connection_id: str) -> dict[str, Any]:
+        return {"pk": {"S": f"C#{connection_id}"}, "sk": {"S": "META"}}
+
+    def connect(self, connection_id: str, owner: str) -> None:
+        """Put the connection item."""
+        self.client.put_item(
+            TableName=self.table,
+            Item={**self._connection(connection_id), "principal": {"S": owner}},
+        )
+
+    def owner(self, connection_id: str) -> str | None:
+        """The principal JSON the connection was opened with."""
+        item = self.client.get_item(
+            TableName=self.table, Key=self._connection(connection_id), ConsistentRead=True
+        ).get("Item")
+        return None if item is None else str(item["principal"]["S"])
+
+    def subscribe(self, connection_id: str, session_id: str) -> None:
+        """The subscription item, and the session added to the connection's set."""
+        self.client.put_item(TableName=self.table, Item=subscription_key(session_id, connection_id))
+        self.client.update_item(
+            TableName=self.table,
+            Key=self._connection(connection_id),
+            UpdateExpression="ADD sessions :s",
+            ExpressionAttributeValues={":s": {"SS": [session_id]}},
+        )
+
+    def connections(self, session_id: str) -> list[str]:
+        """Connection ids subscribed to a session."""
+        response = self.client.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :sub)",
+            ExpressionAttributeValues={":pk": {"S": f"S#{session_id}"}, ":sub": {"S": "SUB#"}},
+        )
+        return [item["sk"]["S"].removeprefix("SUB#") for item in response["Items"]]
+
+    def forget(self, connection_id: str, session_id: str | None = None) -> None:
+        """Delete one subscription, or every subscription and the connection item."""
+        if session_id is not None:
+            self.client.delete_item(
+                TableName=self.table, Key=subscription_key(session_id, connection_id)
+            )
+            return
+        item = self.client.get_item(TableName=self.table, Key=self._connection(connection_id)).get(
+            "Item", {}
+        )
+        for subscribed in item.get("sessions", {}).get("SS", []):
+            self.client.delete_item(
+                TableName=self.table, Key=subscription_key(subscribed, connection_id)
+            )
+        self.client.delete_item(TableName=self.table, Key=self._connection(connection_id))

@@ -12,62 +12,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from orchestrator.loop import Orchestrator
-from orchestrator.ports import Event, EventPublisher, SessionStore
-from orchestrator.queue import WorkQueue
-from orchestrator.sessions import CancelRequested, SessionRecord, SessionRepository
-from orchestrator.types import SessionState
+from orchestrator.ports import EventPublisher, SessionStore
+from orchestrator.sessions.checkpoints import BufferedEvents, CheckpointStore, Observer
+from orchestrator.sessions.ports import SessionRepository, WorkQueue
+from orchestrator.sessions.record import CancelRequested, SessionRecord
 
 Outcome = Literal["done", "continued"]
 OrchestratorFactory = Callable[[SessionRecord, SessionStore, EventPublisher], Orchestrator]
-
-
-class BufferedEvents:
-    """Collects a step's events until its checkpoint writes them."""
-
-    def __init__(self) -> None:
-        self.pending: list[dict[str, Any]] = []
-
-    def publish(self, event: Event) -> None:
-        """Keep the event for the next checkpoint."""
-        self.pending.append({"step": event.step, "kind": event.kind, "data": event.data})
-
-    def drain(self) -> list[dict[str, Any]]:
-        """Hand over and forget the pending events."""
-        drained, self.pending = self.pending, []
-        return drained
-
-
-class CheckpointStore:
-    """The loop's `SessionStore`, made durable: every save is a conditional checkpoint."""
-
-    def __init__(
-        self,
-        repo: SessionRepository,
-        record: SessionRecord,
-        events: BufferedEvents,
-        clock: Callable[[], float],
-        after: Callable[[SessionRecord, list[dict[str, Any]]], None],
-    ) -> None:
-        self.repo, self.record, self.events, self.clock, self.after = (
-            repo,
-            record,
-            events,
-            clock,
-            after,
-        )
-
-    def save(self, state: SessionState) -> None:
-        """Checkpoint the state with the events published since the last save."""
-        events = self.events.drain()
-        self.record = self.repo.checkpoint(self.record, state, events, self.clock())
-        self.after(self.record, events)
-
-    def load(self, session_id: str) -> SessionState | None:
-        """The last checkpoint."""
-        return self.repo.get(session_id).state
 
 
 @dataclass
@@ -81,9 +35,7 @@ class Worker:
     lease_seconds: float
     reserve_seconds: float = 30.0
     clock: Callable[[], float] = time.time
-    push: Callable[[SessionRecord, list[dict[str, Any]]], None] = field(
-        default=lambda record, events: None
-    )
+    push: Observer = field(default=lambda record, events: None)
 
     def advance(self, session_id: str, remaining_seconds: Callable[[], float]) -> Outcome:
         """Step the session until it ends or time runs short. Raises LeaseHeld if another worker

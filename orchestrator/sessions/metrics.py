@@ -13,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from orchestrator.sessions import SessionRecord
+from orchestrator.sessions.record import SessionRecord
 
 NAMESPACE = "Lockgate"
 metrics = Metrics(namespace=NAMESPACE, service="lockgate-worker")

@@ -1,4 +1,4 @@
-"""Sessions as durable resources: the record a client sees, and the repository port.
+"""A session as a durable resource: its record, options, events and the errors of its store.
 
 A session is created by the API (status `queued`), advanced by exactly one worker at a time
 (a lease, taken and checked with conditional writes), checkpointed after every step together
@@ -9,7 +9,7 @@ with that step's events, and ends `completed`, `stopped` (a limit or loop), `can
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -140,44 +140,3 @@ class LeaseLost(Exception):
 
 class CancelRequested(Exception):
     """The checkpoint was refused because the user cancelled the session."""
-
-
-class SessionRepository(Protocol):
-    """Durable sessions: DynamoDB in the cloud and in `lockgate serve` (moto)."""
-
-    def create(self, record: SessionRecord) -> None:
-        """Store a new record; fails if the id exists."""
-        ...
-
-    def get(self, session_id: str) -> SessionRecord:
-        """The record with its last checkpoint, or SessionNotFound."""
-        ...
-
-    def claim(
-        self, session_id: str, worker: str, now: float, lease_seconds: float
-    ) -> SessionRecord:
-        """Take the lease (LeaseHeld if another live worker has it); status becomes running."""
-        ...
-
-    def checkpoint(
-        self, record: SessionRecord, state: SessionState, events: list[dict[str, Any]], now: float
-    ) -> SessionRecord:
-        """Write the new steps, the state and the events atomically, conditional on the
-        record's version, the lease and no cancel request. Returns the updated record."""
-        ...
-
-    def release(self, record: SessionRecord) -> None:
-        """Give the lease back (the session continues in another invocation)."""
-        ...
-
-    def request_cancel(self, session_id: str, now: float) -> SessionRecord:
-        """Flag the session for cancellation; a queued session is cancelled at once."""
-        ...
-
-    def fail(self, session_id: str, reason: str, now: float) -> None:
-        """Mark a non-terminal session failed with the reason."""
-        ...
-
-    def events(self, session_id: str, after: int, limit: int = 100) -> list[StoredEvent]:
-        """Events numbered after `after`, in order."""
-        ...
