@@ -9,7 +9,8 @@ Script file (YAML or JSON):
       - final: "Booked."
 
 `arguments` may be a mapping or a raw string (sent exactly as written, to rehearse malformed
-JSON). `{today+N}` becomes the ISO date N days from today. Token usage is estimated from the
+JSON). `{today+N}` becomes the ISO date N days from today. `latency_seconds: 0.2` makes every
+decision take that long, to rehearse a real model's think time. Token usage is estimated from the
 size of what a real model would have been sent (about four characters a token).
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -54,8 +56,10 @@ class ScriptedModel:
         name: str = "scripted",
         repeat_last: bool = False,
         by_history: bool = True,
+        latency_seconds: float = 0.0,
     ) -> None:
         self._decisions = list(decisions)
+        self._latency = latency_seconds
         self._calls = 0
         self._name = name
         self._repeat_last = repeat_last
@@ -81,12 +85,15 @@ class ScriptedModel:
             name=str(doc.get("model", path.stem)),
             repeat_last=bool(doc.get("repeat_last")),
             by_history=by_history,
+            latency_seconds=_latency(doc.get("latency_seconds", 0), path),
         )
 
     def decide(self, request: ModelRequest) -> ModelTurn:
         """The next scripted decision, with estimated usage."""
         position = len(request.exchanges) if self._by_history else self._calls
         self._calls += 1
+        if self._latency:
+            time.sleep(self._latency)
         if position >= len(self._decisions):
             if not (self._repeat_last and self._decisions):
                 raise ModelError("the script has no more steps")
@@ -100,6 +107,12 @@ class ScriptedModel:
             usage=Usage(input_tokens=estimate_tokens(request), output_tokens=max(1, output)),
             model_id=self.model_id,
         )
+
+
+def _latency(value: Any, path: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 60:
+        raise ValueError(f"{path}: latency_seconds must be a number of seconds from 0 to 60")
+    return float(value)
 
 
 def _decision(entry: Any, index: int, path: Path) -> Decision:
