@@ -1,13 +1,18 @@
 """Local sessions API: throughput and latency of whole sessions through `lockgate serve`'s
-stack (HTTP → API handler → SQS/DynamoDB on moto's server → worker → in-process tools →
-PostgreSQL), against the same HTTP server answering `/health` in the same run.
+stack (HTTP → API handler → state backend → worker threads → in-process tools → PostgreSQL),
+with the durable PostgreSQL state (the default) against the moto-backed DynamoDB/SQS state
+(the earlier design, kept as `--state moto`) measured in the same run, at 4, 16 and 64
+concurrent clients.
 
-Each session is the demo (5 steps, 3 tool calls, one booking), created with
-`Prefer: wait=20` so the request returns when the session has finished: its latency is the
-end-to-end time a client sees. Runs against a throwaway embedded PostgreSQL in a temporary
-`LOCKGATE_HOME` (or `LOCKGATE_DATABASE_URL`).
+Each session is the demo (5 steps, 3 tool calls, one booking, a zero-latency scripted model),
+created with `Prefer: wait=25` so the request returns when the session has finished: its
+latency is the end-to-end time a client sees. `--soak SECONDS` then runs the PostgreSQL state
+with 4 clients for that long and samples the process's resident memory (RSS) after every
+200 sessions.
+Runs against a throwaway embedded PostgreSQL in a temporary `LOCKGATE_HOME` (or
+`LOCKGATE_DATABASE_URL`).
 
-    python -m bench.api_throughput [--sessions 40] [--concurrency 4]
+    python -m bench.api_throughput [--clients 4 16 64] [--soak 600]
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import os
 import statistics
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,7 +30,7 @@ import httpx
 
 from bench._common import table, write_results
 
-HEALTH_REQUESTS = 400
+STATES = ("postgres", "moto")
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -32,94 +38,132 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def measure(sessions: int, concurrency: int) -> dict[str, Any]:
-    """Start the local stack, measure, stop it."""
-    from local.auth import issue_token
-    from local.cli import DEMO_SCRIPT
-    from local.models import local_model
-    from local.serve import LocalServer, Pollers, local_cloud
-    from local.stack import database_server, home, provision
-    from local.weather import weather_service
-    from orchestrator import wiring
-    from orchestrator.handlers import worker as worker_handler
-    from orchestrator.invokers.in_process import InProcessInvoker
+def rss_mb() -> float:
+    """This process's resident set size, from /proc."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
+
+def _scratch_home() -> None:
     if "LOCKGATE_HOME" not in os.environ:
         scratch = tempfile.mkdtemp(prefix="lockgate-bench-")
         os.chmod(scratch, 0o755)  # the PostgreSQL server user must reach its data
         os.environ["LOCKGATE_HOME"] = scratch
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    os.environ["LOCKGATE_MODEL_ID"] = f"scripted:{DEMO_SCRIPT}"
-    with database_server() as admin_url, weather_service() as weather_url, local_cloud() as cloud:
-        wiring.settings.cache_clear()
-        invoker = InProcessInvoker(provision(admin_url, upstream_url=weather_url))
-        worker_handler.use(wiring.worker(wiring.settings(), invoker=invoker, models=local_model))
-        server = LocalServer(home(), cloud, port=0)
-        with server.running() as url, Pollers(cloud).running():
-            headers = {"Authorization": f"Bearer {issue_token(home(), 'alice')}"}
-            with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
-                started = time.perf_counter()
-                for _ in range(HEALTH_REQUESTS):
-                    client.get("/health")
-                health = (time.perf_counter() - started) / HEALTH_REQUESTS
 
-            def one_session(_: int) -> tuple[float, str]:
-                with httpx.Client(base_url=url, headers=headers, timeout=60) as own:
-                    begin = time.perf_counter()
-                    response = own.post(
-                        "/sessions", json={"request": "book Ada"}, headers={"Prefer": "wait=20"}
-                    )
-                    return time.perf_counter() - begin, response.json().get("status", "?")
 
-            started = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=concurrency) as pool:
-                results = list(pool.map(one_session, range(sessions)))
-            elapsed = time.perf_counter() - started
-        invoker.close()
+def _sessions(url: str, headers: dict[str, str], count: int, clients: int) -> dict[str, Any]:
+    """`count` demo sessions from `clients` concurrent clients, each on its own connection."""
+    local = threading.local()
+
+    def one(_: int) -> tuple[float, str]:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(base_url=url, headers=headers, timeout=120)
+        begin = time.perf_counter()
+        response = local.client.post(
+            "/sessions", json={"request": "book Ada"}, headers={"Prefer": "wait=25"}
+        )
+        return time.perf_counter() - begin, response.json().get("status", "?")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        results = list(pool.map(one, range(count)))
+    elapsed = time.perf_counter() - started
     latencies = [seconds for seconds, _ in results]
     return {
-        "sessions": sessions,
-        "concurrency": concurrency,
+        "clients": clients,
+        "sessions": count,
         "completed": sum(1 for _, status in results if status == "completed"),
-        "sessions_per_second": sessions / elapsed,
+        "sessions_per_second": count / elapsed,
         "latency_seconds": {
             "p50": statistics.median(latencies),
             "p95": _percentile(latencies, 0.95),
             "max": max(latencies),
         },
-        "health_round_trip_seconds": health,
-        "p50_over_health": statistics.median(latencies) / health,
     }
 
 
+def measure(state: str, clients: list[int], per_client: int, soak: float = 0) -> dict[str, Any]:
+    """Start the local stack on one state backend, measure each concurrency, stop it."""
+    from local.auth import issue_token
+    from local.cli import DEMO_SCRIPT
+    from local.serve import local_stack
+    from local.stack import home
+
+    _scratch_home()
+    with local_stack(f"scripted:{DEMO_SCRIPT}", state=state) as url:  # type: ignore[arg-type]
+        headers = {"Authorization": f"Bearer {issue_token(home(), 'alice')}"}
+        _sessions(url, headers, 8, 4)  # warm: imports, connections, first tool environments
+        runs = [_sessions(url, headers, max(32, per_client * c), c) for c in clients]
+        samples: list[dict[str, float]] = []
+        if soak:
+            begin = time.monotonic()
+            while (elapsed := time.monotonic() - begin) < soak:
+                window = _sessions(url, headers, 200, 4)
+                samples.append(
+                    {
+                        "seconds": round(elapsed, 1),
+                        "rss_mb": rss_mb(),
+                        "sessions_per_second": window["sessions_per_second"],
+                    }
+                )
+    return {"state": state, "runs": runs, "soak": samples}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Run, print, write the JSON results."""
+    """Run both states, print the comparison, write the JSON results."""
+    _scratch_home()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=40)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--clients", type=int, nargs="+", default=[4, 16, 64])
+    parser.add_argument("--per-client", type=int, default=3, help="sessions per client")
+    parser.add_argument("--soak", type=float, default=0, help="seconds of the RSS soak")
+    parser.add_argument("--states", nargs="+", default=list(STATES), choices=STATES)
     args = parser.parse_args(argv)
-    result = measure(args.sessions, args.concurrency)
-    latency = result["latency_seconds"]
-    print(f"local API: {args.sessions} demo sessions, {args.concurrency} concurrent clients\n")
-    print(
-        table(
-            ["measure", "value"],
-            [
-                ["sessions completed", f"{result['completed']}/{result['sessions']}"],
-                ["throughput", f"{result['sessions_per_second']:.1f} sessions/s"],
-                ["end-to-end latency p50", f"{latency['p50'] * 1000:.0f} ms"],
-                ["end-to-end latency p95", f"{latency['p95'] * 1000:.0f} ms"],
-                [
-                    "baseline: GET /health round trip",
-                    f"{result['health_round_trip_seconds'] * 1000:.2f} ms",
-                ],
-                ["p50 session / health round trip", f"{result['p50_over_health']:.0f}x"],
-            ],
+    results = {
+        state: measure(
+            state, args.clients, args.per_client, args.soak if state == "postgres" else 0
         )
-    )
-    print(f"\nresults: {write_results('api_throughput', result)}")
-    return result
+        for state in args.states
+    }
+    rows = []
+    for index, clients in enumerate(args.clients):
+        row: list[str] = [str(clients)]
+        for state in args.states:
+            run = results[state]["runs"][index]
+            row += [
+                f"{run['sessions_per_second']:.1f}/s",
+                f"{run['latency_seconds']['p50'] * 1000:.0f} ms",
+                f"{run['completed']}/{run['sessions']}",
+            ]
+        if set(STATES) <= set(args.states):
+            fast, slow = results["postgres"]["runs"][index], results["moto"]["runs"][index]
+            row += [
+                f"{fast['sessions_per_second'] / slow['sessions_per_second']:.1f}x",
+                f"{fast['latency_seconds']['p50'] / slow['latency_seconds']['p50']:.3f}",
+            ]
+        rows.append(row)
+    headers = ["clients"]
+    for state in args.states:
+        headers += [f"{state} throughput", f"{state} p50", f"{state} completed"]
+    if set(STATES) <= set(args.states):
+        headers += ["throughput ratio", "p50 ratio"]
+    print("local API: demo sessions (5 steps), postgres state vs moto state, same run\n")
+    print(table(headers, rows))
+    soak = results.get("postgres", {}).get("soak") or []
+    if soak:
+        first, last = soak[0]["rss_mb"], soak[-1]["rss_mb"]
+        print(
+            f"\nsoak: {soak[-1]['seconds']:.0f} s at 4 clients; RSS {first:.0f} MB -> {last:.0f} MB"
+            f" ({(last - first) / first * 100:+.1f}%), max {max(s['rss_mb'] for s in soak):.0f} MB;"
+            f" throughput {soak[0]['sessions_per_second']:.1f}/s ->"
+            f" {soak[-1]['sessions_per_second']:.1f}/s"
+        )
+    print(f"\nresults: {write_results('api_throughput', results)}")
+    return results
 
 
 if __name__ == "__main__":

@@ -102,6 +102,12 @@ class _BadBody(Exception):
         self.status = status
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 1024  # many clients connecting at once are queued, not reset
+
+
 @dataclass
 class LocalGateway:
     """The HTTP front door of the local stack."""
@@ -238,9 +244,7 @@ class LocalGateway:
     @contextlib.contextmanager
     def running(self) -> Iterator[str]:
         """Serve HTTP for the block; yields the base URL."""
-        httpd = ThreadingHTTPServer((self.host, self.port), self.handler_class())
-        httpd.daemon_threads = True
-        httpd.block_on_close = False
+        httpd = _Server((self.host, self.port), self.handler_class())
         self.port = int(httpd.server_address[1])
         thread = threading.Thread(target=httpd.serve_forever, args=(0.1,), daemon=True)
         thread.start()

@@ -17,6 +17,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,10 +56,16 @@ def _free_port() -> int:
 
 @dataclass
 class EmbeddedPostgres:
-    """A cluster under `root` (created on first start, kept between runs)."""
+    """A cluster under `root` (created on first start, kept between runs).
+
+    `durable` (the default) keeps PostgreSQL's crash safety (fsync, full-page writes,
+    synchronous commit): sessions and their checkpoints live here. Test clusters, thrown
+    away after the run, turn it off.
+    """
 
     root: Path
     port: int = 0
+    durable: bool = True
 
     @property
     def data(self) -> Path:
@@ -146,9 +153,10 @@ class EmbeddedPostgres:
         if running is not None:
             self.port = running
             return
-        self.port = _free_port()
+        self.port = self._port()
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories="
-        options += " -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+        if not self.durable:
+            options += " -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
         result = subprocess.run(
             self._cmd(
                 str(server_bin() / "pg_ctl"),
@@ -171,6 +179,19 @@ class EmbeddedPostgres:
             log = self.data / "server.log"
             tail = log.read_text()[-2000:] if log.exists() else ""
             raise RuntimeError(f"PostgreSQL did not start: {result.stderr.strip()}\n{tail}")
+
+    def _port(self) -> int:
+        """The port this cluster used last time if it is free, so that a server stopped and
+        started again (`lockgate db down`, `db up`) is where its clients left it."""
+        saved = self.root / "port"
+        with contextlib.suppress(OSError, ValueError):
+            previous = int(saved.read_text())
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind(("127.0.0.1", previous))
+            return previous
+        port = _free_port()
+        saved.write_text(str(port))
+        return port
 
     def stop(self) -> None:
         """Stop the server (fast shutdown)."""
@@ -197,12 +218,31 @@ class EmbeddedPostgres:
 
 @contextlib.contextmanager
 def embedded(root: Path, *, keep_running: bool = False) -> Iterator[EmbeddedPostgres]:
-    """Start the cluster for the duration of the block; stop it after unless it was running."""
+    """Start the cluster for the duration of the block; stop it after unless it was running.
+
+    A server this block started is stopped even if the process is killed (SIGKILL included):
+    a watchdog process waits for this one to go away, then stops it.
+    """
     server = EmbeddedPostgres(root)
     was_running = server.running_port() is not None
     server.start()
+    owned = not (keep_running or was_running)
+    watchdog = _watchdog(root) if owned else None
     try:
         yield server
     finally:
-        if not (keep_running or was_running):
+        if owned:
             server.stop()
+        if watchdog is not None:
+            watchdog.communicate(timeout=30)
+
+
+def _watchdog(root: Path) -> subprocess.Popen[bytes]:
+    """`python -m local.watchdog ROOT`, reading a pipe that closes when this process ends."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "local.watchdog", str(root)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,  # not stopped by the terminal's Ctrl-C before we are
+        cwd=Path(__file__).resolve().parents[1],
+    )

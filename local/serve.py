@@ -48,7 +48,9 @@ def local_stack(
     model: str, *, state: StateBackend = "postgres", workers: int = 4, port: int = 0
 ) -> Iterator[str]:
     """The whole local stack for the block (database, tools, state, pollers, HTTP); yields
-    the base URL. The database server is stopped after if this block started it."""
+    the base URL. The database server is stopped after if this block started it. The moto
+    state runs one worker, as the earlier design did: moto's server is not safe under
+    concurrent transactions."""
     from local.models import local_model
     from local.stack import database_server, home, provision
     from local.weather import weather_service
@@ -72,7 +74,10 @@ def local_stack(
         config = wiring.settings()
         worker_handler.use(wiring.worker(config, invoker=invoker, models=local_model))
         pollers = Pollers(
-            wiring.queue(config), worker_handler.handler, dlq.handler, workers=workers
+            wiring.queue(config),
+            worker_handler.handler,
+            dlq.handler,
+            workers=1 if state == "moto" else workers,
         )
         gateway = LocalGateway(home(), port=port)
         try:

@@ -51,7 +51,7 @@ def pg_server() -> Iterator[Server]:
         return
     root = Path(tempfile.mkdtemp(prefix="lockgate-test-pg-"))
     root.chmod(0o755)
-    server = EmbeddedPostgres(root / "cluster")
+    server = EmbeddedPostgres(root / "cluster", durable=False)  # thrown away after the run
     server.start()
     try:
         yield Server({"postgres": server.url("postgres")})

@@ -12,6 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from orchestrator.sessions.record import SessionRecord
 
@@ -27,7 +28,10 @@ _COUNTS = {
 
 
 def record_metrics(record: SessionRecord, events: list[dict[str, Any]]) -> None:
-    """Add the metrics of one checkpoint's events."""
+    """Add the metrics of one checkpoint's events (none while metrics are disabled: Powertools
+    would still print a full metric set, and `single_metric` always prints)."""
+    if is_metrics_disabled():
+        return
     for event in events:
         kind, data = event["kind"], event["data"]
         if kind in _COUNTS:
