@@ -33,7 +33,7 @@ STREAM_SECONDS = 600
 # Resources and their methods, as the REST API defines them (infra/stacks/api.py).
 ROUTES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
     (re.compile(r"^/health$"), ("GET",)),
-    (re.compile(r"^/sessions$"), ("POST",)),
+    (re.compile(r"^/sessions$"), ("GET", "POST")),
     (re.compile(r"^/sessions/[^/]+$"), ("GET",)),
     (re.compile(r"^/sessions/[^/]+/events$"), ("GET",)),
     (re.compile(r"^/sessions/[^/]+/cancel$"), ("POST",)),

@@ -58,6 +58,7 @@ from infra.constructs.session_function import (
     SessionFunctionProps,
 )
 from infra.stacks.data import pin
+from infra.stacks.sessions import OWNER_INDEX
 from tools.kit.contract import ToolSpec
 
 TENANT_ATTRIBUTE = "tenant_id"  # read by the orchestrator as the `custom:tenant_id` claim
@@ -213,6 +214,11 @@ class ApiStack(Stack):
                 },
                 statements=[
                     _table("Sessions", props.table, API_TABLE_ACTIONS),
+                    iam.PolicyStatement(
+                        sid="SessionsByOwner",
+                        actions=["dynamodb:Query"],
+                        resources=[f"{props.table.table_arn}/index/{OWNER_INDEX}"],
+                    ),
                     iam.PolicyStatement(
                         sid="EnqueueSessions",
                         actions=["sqs:SendMessage"],
@@ -520,6 +526,7 @@ class ApiStack(Stack):
         integration = apigw.LambdaIntegration(self.api_function, allow_test_invoke=False)
         with_id = {"method.request.path.id": True}
         sessions = api.root.add_resource("sessions")
+        sessions.add_method("GET", integration, request_validator=validator)
         sessions.add_method(
             "POST",
             integration,

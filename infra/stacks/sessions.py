@@ -18,6 +18,8 @@ from constructs import Construct
 from infra.config import QueueConfig
 from infra.stacks.data import pin
 
+OWNER_INDEX = "by-owner"
+
 # SQS's ceiling for a visibility timeout.
 _MAX_VISIBILITY = 12 * 60 * 60
 
@@ -67,6 +69,14 @@ class SessionsStack(Stack):
             time_to_live_attribute="expires_at",
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
+        )
+        # Listing a caller's sessions, newest first (`GET /sessions`).
+        self.table.add_global_secondary_index(
+            index_name=OWNER_INDEX,  # as orchestrator.sessions.dynamodb queries it
+            partition_key=dynamodb.Attribute(name="owner", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="created_at", type=dynamodb.AttributeType.NUMBER),
+            projection_type=dynamodb.ProjectionType.INCLUDE,
+            non_key_attributes=["spec", "status", "version", "updated_at", "reason"],
         )
         pin(self.table, "SessionsTable")
 

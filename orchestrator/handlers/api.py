@@ -6,7 +6,6 @@ the caller's is answered exactly like one that does not exist (404).
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from typing import Annotated, Any
 
@@ -24,17 +23,23 @@ from orchestrator.sessions.api_models import (
     CreateSession,
     ErrorBody,
     EventsPage,
+    SessionPage,
     SessionView,
     ValidationErrorBody,
     responses,
 )
+from orchestrator.sessions.http_input import BadRequest, checked_event, header_values, prefer_wait
 from orchestrator.sessions.record import SessionNotFound
-from orchestrator.sessions.service import ModelNotAllowed, SessionService
+from orchestrator.sessions.service import (
+    IDEMPOTENCY_KEY,
+    IdempotencyConflict,
+    ModelNotAllowed,
+    SessionService,
+)
 from orchestrator.types import Principal
 
 logger = Logger(service="lockgate-api")
 app = ThreadSafeRestResolver(enable_validation=True)
-_PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait=(\d+)")
 
 
 @cache
@@ -59,11 +64,13 @@ def _caller() -> Principal:
     return caller
 
 
-def _wait_seconds() -> float:
-    match = _PREFER_WAIT.search(
-        app.current_event.headers.get("Prefer") or app.current_event.headers.get("prefer") or ""
-    )
-    return float(match.group(1)) if match else 0.0
+def _idempotency_key() -> str | None:
+    values = header_values(app.current_event.raw_event, "Idempotency-Key")
+    if not values:
+        return None
+    if len(values) > 1 or not IDEMPOTENCY_KEY.match(values[0]):
+        raise BadRequest(400, "Idempotency-Key must be one value of 1-255 visible ASCII characters")
+    return values[0]
 
 
 @app.exception_handler(_NoIdentity)  # type: ignore[untyped-decorator]  # Powertools leaves it untyped
@@ -81,21 +88,44 @@ def _model_not_allowed(exc: ModelNotAllowed) -> Response[Any]:
     return _json(422, ValidationErrorBody.model_not_allowed(exc.model, exc.allowed))
 
 
+@app.exception_handler(IdempotencyConflict)  # type: ignore[untyped-decorator]  # Powertools leaves it untyped
+def _conflict(_: IdempotencyConflict) -> Response[Any]:
+    return _json(409, ErrorBody(message="this Idempotency-Key was used with another request"))
+
+
+@app.exception_handler(BadRequest)  # type: ignore[untyped-decorator]  # Powertools leaves it untyped
+def _bad_request(exc: BadRequest) -> Response[Any]:
+    return _json(exc.status, ErrorBody(message=exc.message))
+
+
 @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]  # Powertools leaves it untyped
 def _invalid(exc: RequestValidationError) -> Response[Any]:
     return _json(422, ValidationErrorBody.from_errors(exc.errors()))
 
 
-@app.post("/sessions", responses=responses(202, 200, 401, 403, 422))
+@app.post("/sessions", responses=responses(202, 200, 400, 401, 403, 409, 413, 415, 422))
 def create_session(body: CreateSession) -> Response[SessionView]:
-    """Record the session, enqueue it, answer 202 (or 200 if `Prefer: wait=N` and it finished)."""
+    """Record the session, enqueue it, answer 202 (or 200 if `Prefer: wait=N` and it finished).
+    With an `Idempotency-Key`, a retry answers with the session the first attempt created."""
     service = _service()
-    record = service.create(_caller(), body.request, body.options)
-    logger.info("session queued", extra={"session_id": record.session_id})
-    waited = service.wait(record, _wait_seconds())
+    record, created = service.create(_caller(), body.request, body.options, _idempotency_key())
+    if created:
+        logger.info("session queued", extra={"session_id": record.session_id})
+    waited = service.wait(record, prefer_wait(app.current_event.raw_event))
     if waited.status.terminal:
         return _json(200, SessionView.of(waited))
     return _json(202, SessionView.of(waited), {"Location": f"/sessions/{record.session_id}"})
+
+
+@app.get("/sessions", responses=responses(200, 401, 403, 422, ok=SessionPage))
+def list_sessions(
+    limit: Annotated[int, Query(ge=1, le=100, description="Sessions per page.")] = 20,
+    before: Annotated[
+        float | None, Query(description="Only sessions created before this time (next_before).")
+    ] = None,
+) -> Response[SessionPage]:
+    """The caller's own sessions, newest first, a page at a time."""
+    return _json(200, SessionPage.of(_service().list_owned(_caller(), limit, before), limit))
 
 
 @app.get("/sessions/<session_id>", responses=responses(200, 401, 403, 404, 422))
@@ -136,5 +166,9 @@ def openapi_document() -> str:
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Lambda entry point."""
-    return app.resolve(event, context)
+    """Lambda entry point: malformed input is answered before any route runs."""
+    try:
+        checked = checked_event(event)
+    except BadRequest as exc:
+        return exc.response()
+    return app.resolve(checked, context)

@@ -12,9 +12,9 @@ from orchestrator.sessions.record import SessionOptions, SessionRecord, StoredEv
 
 
 class CreateSession(BaseModel):
-    """Body of POST /sessions."""
+    """Body of POST /sessions (strict, as the API Gateway model that checks it first)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     request: str = Field(min_length=1, max_length=4000, description="What the user asks for.")
     options: SessionOptions = SessionOptions()
@@ -65,6 +65,51 @@ class SessionView(BaseModel):
         )
         return cls.model_validate(
             {**record.view(), "links": links, "cancel_requested": cancel_requested}
+        )
+
+
+class SessionSummary(BaseModel):
+    """One of the caller's sessions in a listing."""
+
+    session_id: str
+    status: Literal["queued", "running", "completed", "stopped", "cancelled", "failed"]
+    request: str
+    reason: str | None
+    created_at: float
+    updated_at: float
+    links: Links
+
+    @classmethod
+    def of(cls, record: SessionRecord) -> SessionSummary:
+        """The summary of a stored record."""
+        return cls(
+            session_id=record.session_id,
+            status=record.status.value,
+            request=record.request,
+            reason=record.reason,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            links=Links(
+                self=f"/sessions/{record.session_id}",
+                events=f"/sessions/{record.session_id}/events",
+            ),
+        )
+
+
+class SessionPage(BaseModel):
+    """A page of the caller's sessions, newest first."""
+
+    sessions: list[SessionSummary]
+    next_before: float | None = Field(
+        description="Pass as `before` for the next (older) page; null on the last page."
+    )
+
+    @classmethod
+    def of(cls, records: Sequence[SessionRecord], limit: int) -> SessionPage:
+        """The page, and where the next one starts if this one is full."""
+        return cls(
+            sessions=[SessionSummary.of(r) for r in records],
+            next_before=records[-1].created_at if len(records) == limit else None,
         )
 
 
@@ -141,6 +186,10 @@ class ValidationErrorBody(BaseModel):
 _RESPONSES: dict[int, tuple[str, type[BaseModel]]] = {
     200: ("The session, finished.", SessionView),
     202: ("The session, accepted and not finished.", SessionView),
+    400: ("The body is not standard JSON, not UTF-8, or nests too deep.", ErrorBody),
+    409: ("The Idempotency-Key was used before with another request.", ErrorBody),
+    413: ("The body is too large.", ErrorBody),
+    415: ("The body is not application/json.", ErrorBody),
     401: ("No valid bearer token (answered by the authorizer).", ErrorBody),
     403: ("The token's identity has no tenant or user.", ErrorBody),
     404: ("No such session, or not the caller's.", ErrorBody),

@@ -26,6 +26,7 @@ from orchestrator.sessions.record import (
     CancelRequested,
     LeaseHeld,
     LeaseLost,
+    SessionExists,
     SessionNotFound,
     SessionRecord,
     Status,
@@ -34,6 +35,8 @@ from orchestrator.sessions.record import (
 )
 from orchestrator.types import SessionState, Step
 
+# Global secondary index of META items by owner (`tenant#user`), newest first.
+OWNER_INDEX = "by-owner"
 _ACTIVE = {":queued": {"S": Status.QUEUED.value}, ":running": {"S": Status.RUNNING.value}}
 
 
@@ -48,10 +51,25 @@ def create_table(client: Any, name: str) -> None:
         AttributeDefinitions=[
             {"AttributeName": "pk", "AttributeType": "S"},
             {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": "owner", "AttributeType": "S"},
+            {"AttributeName": "created_at", "AttributeType": "N"},
         ],
         KeySchema=[
             {"AttributeName": "pk", "KeyType": "HASH"},
             {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": OWNER_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "owner", "KeyType": "HASH"},
+                    {"AttributeName": "created_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {
+                    "ProjectionType": "INCLUDE",
+                    "NonKeyAttributes": ["spec", "status", "version", "updated_at", "reason"],
+                },
+            }
         ],
         BillingMode="PAY_PER_REQUEST",
     )
@@ -129,6 +147,35 @@ class DynamoSessions:
         )
         return [StoredEvent.model_validate_json(item["body"]["S"]) for item in response["Items"]]
 
+    def owned(self, owner: str, limit: int, before: float | None = None) -> list[SessionRecord]:
+        """An owner's sessions, newest first (the owner index; eventually consistent)."""
+        condition = "#owner = :owner"
+        values: dict[str, Any] = {":owner": {"S": owner}}
+        if before is not None:
+            condition += " AND created_at < :before"
+            values[":before"] = {"N": repr(before)}
+        response = self.client.query(
+            TableName=self.table,
+            IndexName=OWNER_INDEX,
+            KeyConditionExpression=condition,
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues=values,
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [
+            SessionRecord.model_validate(
+                {
+                    **json.loads(item["spec"]["S"]),
+                    "status": item["status"]["S"],
+                    "version": int(item["version"]["N"]),
+                    "updated_at": float(item["updated_at"]["N"]),
+                    "reason": item.get("reason", {}).get("S"),
+                }
+            )
+            for item in response["Items"]
+        ]
+
     # --- writing --------------------------------------------------------------------------
 
     def create(self, record: SessionRecord) -> None:
@@ -136,12 +183,21 @@ class DynamoSessions:
         spec = record.model_dump_json(
             include={"session_id", "principal", "request", "options", "created_at"}
         )
+        try:
+            self._put(record, spec)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise SessionExists(record.session_id) from exc
+            raise
+
+    def _put(self, record: SessionRecord, spec: str) -> None:
         self.client.put_item(
             TableName=self.table,
             Item={
                 **_key(record.session_id),
                 "spec": {"S": spec},
-                "owner": {"S": f"{record.principal.tenant_id}#{record.principal.user_id}"},
+                "owner": {"S": record.owner},
+                "created_at": {"N": repr(record.created_at)},
                 "status": {"S": record.status.value},
                 "version": {"N": "0"},
                 "updated_at": {"N": repr(record.updated_at)},

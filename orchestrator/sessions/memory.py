@@ -20,6 +20,7 @@ from orchestrator.sessions.record import (
     CancelRequested,
     LeaseHeld,
     LeaseLost,
+    SessionExists,
     SessionNotFound,
     SessionRecord,
     Status,
@@ -47,7 +48,7 @@ class MemorySessions:
         """Keep a new record; the id must be new."""
         with self._lock:
             if record.session_id in self._records:
-                raise ValueError(f"session {record.session_id} exists")
+                raise SessionExists(record.session_id)
             self._records[record.session_id] = record.model_copy(update={"version": 0})
             self._events[record.session_id] = []
 
@@ -153,6 +154,16 @@ class MemorySessions:
         with self._lock:
             self._current(session_id)
             return [e for e in self._events[session_id] if e.seq > after][:limit]
+
+    def owned(self, owner: str, limit: int, before: float | None = None) -> list[SessionRecord]:
+        """An owner's sessions, newest first."""
+        with self._lock:
+            mine = [
+                r.model_copy(update={"state": None})
+                for r in self._records.values()
+                if r.owner == owner and (before is None or r.created_at < before)
+            ]
+        return sorted(mine, key=lambda r: r.created_at, reverse=True)[:limit]
 
 
 @dataclass

@@ -19,7 +19,7 @@ class SessionRepository(Protocol):
     """Durable sessions with a lease, versioned checkpoints and numbered events."""
 
     def create(self, record: SessionRecord) -> None:
-        """Store a new record; fails if the id exists."""
+        """Store a new record; SessionExists if the id was created before."""
         ...
 
     def get(self, session_id: str) -> SessionRecord:
@@ -55,6 +55,11 @@ class SessionRepository(Protocol):
 
     def events(self, session_id: str, after: int, limit: int = 100) -> list[StoredEvent]:
         """Events numbered after `after`, in order."""
+        ...
+
+    def owned(self, owner: str, limit: int, before: float | None = None) -> list[SessionRecord]:
+        """An owner's sessions (`tenant#user`), newest first, created before `before` if given;
+        the records carry no state (a listing, not a checkpoint)."""
         ...
 
 

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from psycopg import Connection
+from psycopg.errors import UniqueViolation
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -35,6 +36,7 @@ from orchestrator.sessions.record import (
     CancelRequested,
     LeaseHeld,
     LeaseLost,
+    SessionExists,
     SessionNotFound,
     SessionRecord,
     Status,
@@ -196,20 +198,48 @@ class PostgresSessions(_Db):
         spec = record.model_dump_json(
             include={"session_id", "principal", "request", "options", "created_at"}
         )
-        owner = f"{record.principal.tenant_id}#{record.principal.user_id}"
+        try:
+            with self.tx() as conn:
+                self._insert(conn, record, spec)
+        except UniqueViolation as exc:
+            raise SessionExists(record.session_id) from exc
+
+    def _insert(self, conn: Connection[Any], record: SessionRecord, spec: str) -> None:
+        conn.execute(
+            f"INSERT INTO {SCHEMA}.sessions (session_id, owner, spec, status, created_at,"
+            " updated_at) VALUES (%s, %s, %s, %s, %s, %s)",
+            (
+                record.session_id,
+                record.owner,
+                spec,
+                record.status.value,
+                record.created_at,
+                record.updated_at,
+            ),
+        )
+
+    def owned(self, owner: str, limit: int, before: float | None = None) -> list[SessionRecord]:
+        """An owner's sessions, newest first (the `sessions_by_owner` index)."""
         with self.tx() as conn:
-            conn.execute(
-                f"INSERT INTO {SCHEMA}.sessions (session_id, owner, spec, status, created_at,"
-                " updated_at) VALUES (%s, %s, %s, %s, %s, %s)",
-                (
-                    record.session_id,
-                    owner,
-                    spec,
-                    record.status.value,
-                    record.created_at,
-                    record.updated_at,
-                ),
-            )
+            cursor = conn.cursor(row_factory=dict_row)
+            rows = cursor.execute(
+                f"SELECT {self._COLUMNS} FROM {SCHEMA}.sessions WHERE owner = %s"
+                " AND created_at < %s ORDER BY created_at DESC LIMIT %s",
+                (owner, float("inf") if before is None else before, limit),
+            ).fetchall()
+        return [self._record_without_state(row) for row in rows]
+
+    def _record_without_state(self, row: dict[str, Any]) -> SessionRecord:
+        return SessionRecord.model_validate(
+            {
+                **json.loads(row["spec"]),
+                "status": row["status"],
+                "version": row["version"],
+                "updated_at": row["updated_at"],
+                "reason": row["reason"],
+                "events_count": row["events_count"],
+            }
+        )
 
     def claim(
         self, session_id: str, worker: str, now: float, lease_seconds: float

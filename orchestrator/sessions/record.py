@@ -46,9 +46,10 @@ def status_of(outcome: Outcome) -> Status:
 
 
 class SessionOptions(BaseModel):
-    """What a caller may choose per session, within what the deployment allows."""
+    """What a caller may choose per session, within what the deployment allows. Strict, as the
+    API Gateway model is: `"5"` or `true` is not a number of steps."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     max_steps: int | None = Field(default=None, ge=1, le=100)
     max_tokens: int | None = Field(default=None, ge=1)
@@ -88,6 +89,11 @@ class SessionRecord(BaseModel):
     events_count: int = 0
     state: SessionState | None = None
 
+    @property
+    def owner(self) -> str:
+        """The owner key, `tenant#user`: what listing a caller's sessions looks up."""
+        return owner_key(self.principal)
+
     def owned_by(self, principal: Principal) -> bool:
         """Only the user who created a session (in their tenant) may see or cancel it."""
         return (
@@ -115,6 +121,11 @@ class SessionRecord(BaseModel):
         }
 
 
+def owner_key(principal: Principal) -> str:
+    """`tenant#user`: sessions are listed per owner."""
+    return f"{principal.tenant_id}#{principal.user_id}"
+
+
 class StoredEvent(BaseModel):
     """A progress event as stored and listed: numbered from 1 per session."""
 
@@ -128,6 +139,10 @@ class StoredEvent(BaseModel):
 
 class SessionNotFound(Exception):
     """No such session (or not the caller's: the two are indistinguishable on purpose)."""
+
+
+class SessionExists(Exception):
+    """A session with this id was created before (an id is created once)."""
 
 
 class LeaseHeld(Exception):

@@ -6,6 +6,8 @@ caller's is `SessionNotFound`, exactly like one that does not exist.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import threading
 import time
 import uuid
@@ -15,10 +17,12 @@ from typing import Any
 
 from orchestrator.sessions.ports import SessionRepository, WorkQueue
 from orchestrator.sessions.record import (
+    SessionExists,
     SessionNotFound,
     SessionOptions,
     SessionRecord,
     StoredEvent,
+    owner_key,
 )
 from orchestrator.types import Principal
 
@@ -29,6 +33,14 @@ class ModelNotAllowed(Exception):
     def __init__(self, model: str | None, allowed: list[str]) -> None:
         super().__init__(f"model {model!r} is not allowed")
         self.model, self.allowed = model, allowed
+
+
+class IdempotencyConflict(Exception):
+    """An `Idempotency-Key` the caller used before, with another request."""
+
+
+# An Idempotency-Key: printable ASCII without spaces, as HTTP header tokens are.
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
 class Changes:
@@ -84,9 +96,22 @@ class SessionService:
     clock: Callable[[], float] = time.time
     poll_seconds: float = 0.5
 
-    def create(self, caller: Principal, request: str, options: SessionOptions) -> SessionRecord:
-        """Record the session (status `queued`), then enqueue it. ModelNotAllowed if the
-        options name a model the deployment does not offer."""
+    def create(
+        self,
+        caller: Principal,
+        request: str,
+        options: SessionOptions,
+        idempotency_key: str | None = None,
+    ) -> tuple[SessionRecord, bool]:
+        """Record the session (status `queued`), then enqueue it; returns it and whether it is
+        new. ModelNotAllowed if the options name a model the deployment does not offer.
+
+        With an idempotency key the session id is derived from the caller and the key, so a
+        retried request finds the session its first attempt created (the store creates an id
+        once, atomically) and no second agent starts; the same key with another request is an
+        IdempotencyConflict. A retry also enqueues again: harmless (the worker's lease and the
+        tools' idempotency keys make a duplicate message a no-op) and it repairs a first
+        attempt that stored the record but died before enqueueing."""
         if options.model is not None and options.model not in {
             self.default_model,
             *self.allowed_models,
@@ -94,16 +119,34 @@ class SessionService:
             raise ModelNotAllowed(options.model, sorted({self.default_model, *self.allowed_models}))
         now = self.clock()
         record = SessionRecord(
-            session_id=uuid.uuid4().hex,
+            session_id=uuid.uuid4().hex
+            if idempotency_key is None
+            else _keyed_id(owner_key(caller), idempotency_key),
             principal=caller,
             request=request,
             options=options,
             created_at=now,
             updated_at=now,
         )
-        self.repo.create(record)
+        try:
+            self.repo.create(record)
+        except SessionExists:
+            if idempotency_key is None:
+                raise
+            first = self.repo.get(record.session_id)
+            if (first.request, first.options) != (request, options) or not first.owned_by(caller):
+                raise IdempotencyConflict(idempotency_key) from None
+            if not first.status.terminal:
+                self.queue.send(first.session_id)
+            return first, False
         self.queue.send(record.session_id)
-        return record
+        return record, True
+
+    def list_owned(
+        self, caller: Principal, limit: int, before: float | None = None
+    ) -> list[SessionRecord]:
+        """The caller's sessions, newest first (created before `before` if given)."""
+        return self.repo.owned(owner_key(caller), limit, before)
 
     def wait(self, record: SessionRecord, seconds: float) -> SessionRecord:
         """The session once it is terminal, or as it is after `seconds` (capped at the
@@ -139,3 +182,8 @@ class SessionService:
         step; a finished one stays as it is."""
         self.owned(caller, session_id)
         return self.repo.request_cancel(session_id, self.clock())
+
+
+def _keyed_id(owner: str, key: str) -> str:
+    """The session id a caller's idempotency key names."""
+    return hashlib.sha256(f"{owner}\n{key}".encode()).hexdigest()[:32]

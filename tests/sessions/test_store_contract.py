@@ -24,6 +24,7 @@ from orchestrator.sessions.record import (
     CancelRequested,
     LeaseHeld,
     LeaseLost,
+    SessionExists,
     SessionNotFound,
     SessionOptions,
     SessionRecord,
@@ -120,6 +121,21 @@ def test_create_then_get_returns_the_record(stores: Any) -> None:
     assert stored.events_count == 0
 
 
+def test_an_owners_sessions_are_listed_newest_first(stores: Any) -> None:
+    repo, _, _ = stores
+    records = [new_record(now=1000.0 + i) for i in range(4)]
+    for record in records:
+        repo.create(record)
+    claimed = repo.claim(records[0].session_id, "w1", 1010.0, 30)
+    repo.checkpoint(claimed, state_for(records[0], 1, final=True), events("final"), 1011.0)
+    listed = repo.owned(records[0].owner, limit=3)
+    assert [r.session_id for r in listed] == [r.session_id for r in reversed(records)][:3]
+    older = repo.owned(records[0].owner, limit=10, before=listed[-1].created_at)
+    assert [r.session_id for r in older] == [records[0].session_id]
+    assert older[0].status is Status.COMPLETED
+    assert repo.owned("globex#carol", limit=10) == []
+
+
 def test_a_missing_session_is_not_found(stores: Any) -> None:
     repo, _, _ = stores
     with pytest.raises(SessionNotFound):
@@ -132,7 +148,7 @@ def test_an_id_is_created_once(stores: Any) -> None:
     repo, _, _ = stores
     record = new_record()
     repo.create(record)
-    with pytest.raises(Exception):  # noqa: PT011  # each backend raises its own error
+    with pytest.raises(SessionExists):
         repo.create(record)
 
 
