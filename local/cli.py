@@ -15,10 +15,9 @@ import psycopg
 
 from local import eval as eval_cmd
 from local.models import UsageError, load_model
-from local.stack import database_server, home, provision
+from local.stack import database_server, home, provision, upstream_services
 from local.trace import TracePrinter
 from local.users import LOCAL_USERS
-from local.weather import weather_service
 from orchestrator.catalog import EXPORTS, Catalog
 from orchestrator.invokers.in_process import InProcessInvoker
 from orchestrator.limits import Limits
@@ -57,8 +56,8 @@ def run_session(
             "model is called; tools, validation and the database are real.",
             file=sys.stderr if as_json else out,
         )
-    with database_server() as admin_url, weather_service() as weather_url:
-        invoker = InProcessInvoker(provision(admin_url, upstream_url=weather_url))
+    with database_server() as admin_url, upstream_services() as upstreams:
+        invoker = InProcessInvoker(provision(admin_url, upstreams=upstreams))
         try:
             orchestrator = Orchestrator(
                 catalog=Catalog(CONTRACTS),

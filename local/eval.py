@@ -27,7 +27,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, TextIO
@@ -48,9 +48,8 @@ from pydantic import (
 )
 
 from db.migrate import migrate, seed
-from local.stack import database_server, home, tool_settings
+from local.stack import database_server, home, tool_settings, upstream_services
 from local.users import LOCAL_USERS
-from local.weather import weather_service
 from orchestrator.catalog import Catalog
 from orchestrator.invokers.in_process import InProcessInvoker
 from orchestrator.limits import Limits
@@ -296,7 +295,7 @@ def build_model(case_file: CaseFile, override: str | None = None) -> Model:
 @dataclass(frozen=True)
 class Template:
     """A migrated, seeded database that every run clones, its tool-role passwords, and the
-    upstream that HTTP tools call (the local weather service).
+    base URL of each upstream the contracts declare (the local stand-ins).
 
     `server_url` is a superuser connection string to any database on the same server.
     """
@@ -304,7 +303,7 @@ class Template:
     server_url: str
     name: str
     passwords: Mapping[str, str]
-    upstream_url: str | None = None
+    upstreams: Mapping[str, str] = field(default_factory=dict)
 
     def url(self, dbname: str) -> str:
         """Superuser connection string for another database on the same server."""
@@ -314,7 +313,7 @@ class Template:
 
     def tool_settings(self, dbname: str) -> dict[str, ToolSettings]:
         """Each tool's settings for a database cloned from this template, as the stack makes them."""
-        return tool_settings(self.url(dbname), self.passwords, self.upstream_url)
+        return tool_settings(self.url(dbname), self.passwords, self.upstreams)
 
     @contextlib.contextmanager
     def clone(self, dbname: str) -> Iterator[str]:
@@ -337,7 +336,9 @@ class Template:
 
 
 @contextlib.contextmanager
-def prepared_template(server_url: str, upstream_url: str | None = None) -> Iterator[Template]:
+def prepared_template(
+    server_url: str, upstreams: Mapping[str, str] | None = None
+) -> Iterator[Template]:
     """Create, migrate and seed a template database for one evaluation; drop it after.
 
     Tool roles are cluster-wide: this gives them fresh passwords, as `lockgate run` does.
@@ -346,7 +347,7 @@ def prepared_template(server_url: str, upstream_url: str | None = None) -> Itera
     passwords = {
         spec.db_role: secrets.token_urlsafe(24) for spec in CONTRACTS if spec.needs_database
     }
-    template = Template(server_url, name, passwords, upstream_url)
+    template = Template(server_url, name, passwords, dict(upstreams or {}))
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
@@ -897,8 +898,8 @@ def run(args: argparse.Namespace, out: TextIO, *, template: Template | None = No
     else:
         with (
             database_server() as admin_url,
-            weather_service() as weather_url,
-            prepared_template(admin_url, weather_url) as own,
+            upstream_services() as upstreams,
+            prepared_template(admin_url, upstreams) as own,
         ):
             suite = run_suite(
                 cases, own, repeat=args.repeat, model_override=args.model, progress=out

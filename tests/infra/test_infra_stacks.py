@@ -186,7 +186,7 @@ def test_a_tool_without_database_privileges_stays_out_of_the_vpc() -> None:
     # Given a contract that declares no database privileges
     spec = ToolSpec(
         name="text_echo",
-        description="Echo.",
+        summary="Echo.",
         input=_Input,
         output=_Output,
         scopes=frozenset({"echo"}),
