@@ -144,7 +144,8 @@ class LockgateConfig(_Strict):
 
     stack_prefix: str = Field(default="Lockgate", pattern=r"^[A-Za-z][A-Za-z0-9]{0,30}$")
     log_retention_days: RetentionDays = 30
-    # Base URL of the HTTP API a tool calls (`LOCKGATE_UPSTREAM_URL`), by tool name.
+    # Base URL of the HTTP API a tool calls (`LOCKGATE_UPSTREAM_URL`), by tool name; only for
+    # tools whose contract declares an `upstream`.
     tool_upstream_urls: dict[str, Annotated[str, Field(pattern=r"^https://[^\s]+$")]] = Field(
         default_factory=dict
     )
