@@ -52,7 +52,7 @@ from local.stack import database_server, home, tool_settings, upstream_services
 from local.users import LOCAL_USERS
 from orchestrator.catalog import Catalog
 from orchestrator.invokers.in_process import InProcessInvoker
-from orchestrator.limits import Limits
+from orchestrator.limits import DEFAULT_MAX_STEPS, MAX_STEPS_CEILING, Limits
 from orchestrator.loop import Orchestrator
 from orchestrator.models.scripted import ScriptedModel
 from orchestrator.ports import Model
@@ -134,7 +134,7 @@ ModelSpec = Annotated[
 class CaseLimits(_Strict):
     """The session's hard limits for this case."""
 
-    max_steps: int = Field(default=15, ge=1, le=500)
+    max_steps: int = Field(default=DEFAULT_MAX_STEPS, ge=1, le=MAX_STEPS_CEILING)
     max_tokens: int | None = Field(default=None, ge=1)
 
 
