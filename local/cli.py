@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 import psycopg
 
-from local import eval as eval_cmd
+from local.evaluation import cli as eval_cmd
 from local.models import UsageError, load_model
 from local.stack import database_server, home, provision, upstream_services
 from local.trace import TracePrinter

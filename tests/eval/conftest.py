@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from local.eval import Template
+from local.evaluation.databases import Template
 from tests.conftest import Server
 from tests.conftest import Template as SuiteTemplate
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ValidationError
 from infra.config import LockgateConfig
 from infra.stacks.api import SESSION_OPTIONS_SCHEMA
 from local.cli import build_parser
-from local.eval import CaseLimits
+from local.evaluation.cases import CaseLimits
 from orchestrator.limits import DEFAULT_MAX_STEPS, MAX_STEPS_CEILING, Limits
 from orchestrator.sessions import SessionOptions
 from orchestrator.settings import OrchestratorSettings

@@ -29,7 +29,8 @@ IDENTITY_FIELDS = frozenset(
 # The day examples are written for. Far from any real date on purpose: an example teaches
 # the shape of a call and must never be mistaken for today or for the user's own values.
 EXAMPLE_TODAY = dt.date(2030, 5, 10)
-_EXAMPLE_NOTE = "shape only; use the user's own values"
+# How a description marks its examples, so that no value in them is taken for a fact.
+EXAMPLE_NOTE = "illustrative; use the user's values"
 
 
 def today(info: ValidationInfo | None = None) -> dt.date:
@@ -111,7 +112,7 @@ class ToolSpec:
         shown = [json.dumps(arguments) for arguments in self.example_arguments()]
         if shown:
             label = "Example" if len(shown) == 1 else "Examples"
-            text = f"{self.summary} {label} ({_EXAMPLE_NOTE}): {'; '.join(shown)}."
+            text = f"{self.summary} {label} ({EXAMPLE_NOTE}): {'; '.join(shown)}."
         else:
             text = self.summary
         object.__setattr__(self, "_description", text)
