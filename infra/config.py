@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from orchestrator.limits import DEFAULT_MAX_STEPS, MAX_STEPS_CEILING
+
 # CloudWatch Logs accepts only these retention periods (days).
 RetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827]
 
@@ -144,11 +146,12 @@ class LockgateConfig(_Strict):
 
     stack_prefix: str = Field(default="Lockgate", pattern=r"^[A-Za-z][A-Za-z0-9]{0,30}$")
     log_retention_days: RetentionDays = 30
-    # Base URL of the HTTP API a tool calls (`LOCKGATE_UPSTREAM_URL`), by tool name.
+    # Base URL of the HTTP API a tool calls (`LOCKGATE_UPSTREAM_URL`), by tool name; only for
+    # tools whose contract declares an `upstream`.
     tool_upstream_urls: dict[str, Annotated[str, Field(pattern=r"^https://[^\s]+$")]] = Field(
         default_factory=dict
     )
-    max_steps: Annotated[int, Field(ge=1, le=100)] = 15
+    max_steps: Annotated[int, Field(ge=1, le=MAX_STEPS_CEILING)] = DEFAULT_MAX_STEPS
     database: DatabaseConfig = DatabaseConfig()
     api: ApiConfig = ApiConfig()
     models: ModelsConfig = ModelsConfig()

@@ -75,12 +75,23 @@ class Lockgate:
         return (self.data, self.tools, self.sessions, self.api, self.observability)
 
 
-def build(app: App, config: LockgateConfig, specs: Sequence[ToolSpec] = CONTRACTS) -> Lockgate:
-    """Create Lockgate's stacks for these tool contracts."""
-    unknown = set(config.tool_upstream_urls) - {s.name for s in specs}
+def build(
+    app: App,
+    config: LockgateConfig,
+    specs: Sequence[ToolSpec] = CONTRACTS,
+    *,
+    bundler: Bundler | None = None,
+) -> Lockgate:
+    """Create Lockgate's stacks for these tool contracts (sources read by `bundler`, by
+    default from this repository)."""
+    declared = {s.name: s.upstream for s in specs}
+    unknown = set(config.tool_upstream_urls) - set(declared)
     if unknown:
         raise ValueError(f"tool_upstream_urls names unknown tools: {sorted(unknown)}")
-    bundler = Bundler(PLATFORM)
+    undeclared = sorted(n for n in config.tool_upstream_urls if declared[n] is None)
+    if undeclared:
+        raise ValueError(f"tool_upstream_urls names tools that declare no upstream: {undeclared}")
+    bundler = bundler or Bundler(PLATFORM)
     # A layer version belongs to one stack, so each stack builds its own from the same asset.
     core = partial(bundler.layer_code, CORE_PACKAGES)
     postgres = partial(bundler.layer_code, POSTGRES_PACKAGES)

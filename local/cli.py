@@ -13,15 +13,14 @@ from typing import Any, TextIO
 
 import psycopg
 
-from local import eval as eval_cmd
+from local.evaluation import cli as eval_cmd
 from local.models import UsageError, load_model
-from local.stack import database_server, home, provision
+from local.stack import database_server, home, provision, upstream_services
 from local.trace import TracePrinter
 from local.users import LOCAL_USERS
-from local.weather import weather_service
 from orchestrator.catalog import EXPORTS, Catalog
 from orchestrator.invokers.in_process import InProcessInvoker
-from orchestrator.limits import Limits
+from orchestrator.limits import DEFAULT_MAX_STEPS, MAX_STEPS_CEILING, Limits
 from orchestrator.loop import Orchestrator
 from orchestrator.ports import Model
 from orchestrator.records import codec
@@ -57,8 +56,8 @@ def run_session(
             "model is called; tools, validation and the database are real.",
             file=sys.stderr if as_json else out,
         )
-    with database_server() as admin_url, weather_service() as weather_url:
-        invoker = InProcessInvoker(provision(admin_url, upstream_url=weather_url))
+    with database_server() as admin_url, upstream_services() as upstreams:
+        invoker = InProcessInvoker(provision(admin_url, upstreams=upstreams))
         try:
             orchestrator = Orchestrator(
                 catalog=Catalog(CONTRACTS),
@@ -93,6 +92,13 @@ def _show_bookings(admin_url: str, out: TextIO) -> None:
         print(f"  {row[0]} {row[1]} {row[2]}->{row[3]} {row[4]} {row[5]}", file=out)
 
 
+def _step_limit(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_STEPS_CEILING:
+        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_STEPS_CEILING}")
+    return value
+
+
 def _limits(args: argparse.Namespace) -> Limits:
     return Limits(
         max_steps=args.max_steps,
@@ -123,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the demo session on the local stack")
     demo.add_argument("--json", action="store_true", help="print the session as JSON")
-    demo.add_argument("--max-steps", type=int, default=15)
+    demo.add_argument("--max-steps", type=_step_limit, default=DEFAULT_MAX_STEPS)
 
     run = sub.add_parser("run", help="run one agent session on the local stack")
     run.add_argument("request", help="what the user asks for")
@@ -134,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--synthesizer", help="optional model that writes the final answer (bedrock:MODEL_ID)"
     )
-    run.add_argument("--max-steps", type=int, default=15)
+    run.add_argument("--max-steps", type=_step_limit, default=DEFAULT_MAX_STEPS)
     run.add_argument("--max-tokens", type=int, help="token budget (input + output)")
     run.add_argument("--max-usd", type=float, help="model spend budget in USD")
     run.add_argument("--max-seconds", type=float, help="wall clock budget")

@@ -52,8 +52,7 @@ def local_stack(
     state runs one worker, as the earlier design did: moto's server is not safe under
     concurrent transactions."""
     from local.models import local_model
-    from local.stack import database_server, home, provision
-    from local.weather import weather_service
+    from local.stack import database_server, home, provision, upstream_services
     from orchestrator import wiring
     from orchestrator.handlers import api, dlq
     from orchestrator.handlers import worker as worker_handler
@@ -64,13 +63,13 @@ def local_stack(
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     with (
         database_server() as admin_url,
-        weather_service() as weather_url,
+        upstream_services() as upstreams,
         environment({"LOCKGATE_MODEL_ID": model}),
         local_state(state, admin_url) as _,
     ):
         wiring.settings.cache_clear()
         api._service.cache_clear()
-        invoker = InProcessInvoker(provision(admin_url, upstream_url=weather_url))
+        invoker = InProcessInvoker(provision(admin_url, upstreams=upstreams))
         config = wiring.settings()
         worker_handler.use(wiring.worker(config, invoker=invoker, models=local_model))
         pollers = Pollers(

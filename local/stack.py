@@ -11,7 +11,8 @@ import fcntl
 import json
 import os
 import secrets
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,18 @@ from pydantic import SecretStr
 
 from db.migrate import migrate, seed
 from local.postgres import embedded
+from local.weather import weather_service
 from tools.kit.contract import ToolSpec
 from tools.kit.settings import DatabaseCredentials, ToolSettings
 from tools.registry import CONTRACTS
 
 DEFAULT_DB = "lockgate"
+
+# The local stand-in for each upstream a contract may declare (`ToolSpec.upstream`): a
+# context manager serving it on a loopback port and yielding its base URL.
+LOCAL_UPSTREAMS: Mapping[str, Callable[[], AbstractContextManager[str]]] = {
+    "weather": weather_service,
+}
 
 
 def home() -> Path:
@@ -75,21 +83,39 @@ def role_url(admin_url: str, role: str, password: str) -> str:
     return make_conninfo(**params)
 
 
+@contextlib.contextmanager
+def upstream_services(specs: Iterable[ToolSpec] = CONTRACTS) -> Iterator[dict[str, str]]:
+    """Serve the local stand-in of every upstream these contracts declare, for the block.
+
+    Yields upstream name → base URL, what `tool_settings` and `provision` take.
+    """
+    names = sorted({spec.upstream for spec in specs if spec.upstream is not None})
+    missing = [name for name in names if name not in LOCAL_UPSTREAMS]
+    if missing:
+        raise ValueError(f"no local stand-in for upstream(s) {', '.join(missing)}")
+    with contextlib.ExitStack() as stack:
+        yield {name: stack.enter_context(LOCAL_UPSTREAMS[name]()) for name in names}
+
+
 def tool_settings(
     admin_url: str,
     passwords: Mapping[str, str],
-    upstream_url: str | None,
-    specs: tuple[ToolSpec, ...] = CONTRACTS,
+    upstreams: Mapping[str, str],
+    specs: Iterable[ToolSpec] = CONTRACTS,
 ) -> dict[str, ToolSettings]:
-    """Each tool's settings: its own database role, or the local upstream for HTTP tools."""
-    return {
-        spec.name: ToolSettings(
-            database=role_credentials(admin_url, spec.db_role, passwords[spec.db_role])
-        )
-        if spec.needs_database
-        else ToolSettings(upstream_url=upstream_url)
-        for spec in specs
-    }
+    """Each tool's settings: its own database role if it uses PostgreSQL, and the base URL of
+    its upstream if it declares one (`upstreams`: upstream name → URL). Nothing else."""
+    settings: dict[str, ToolSettings] = {}
+    for spec in specs:
+        fields: dict[str, Any] = {}
+        if spec.needs_database:
+            fields["database"] = role_credentials(admin_url, spec.db_role, passwords[spec.db_role])
+        if spec.upstream is not None:
+            if spec.upstream not in upstreams:
+                raise ValueError(f"{spec.name}: no URL for its upstream {spec.upstream!r}")
+            fields["upstream_url"] = upstreams[spec.upstream]
+        settings[spec.name] = ToolSettings(**fields)
+    return settings
 
 
 def role_passwords(roles: Iterable[str]) -> dict[str, str]:
@@ -117,15 +143,25 @@ def role_passwords(roles: Iterable[str]) -> dict[str, str]:
 def provision(
     admin_url: str,
     *,
+    upstreams: Mapping[str, str] | None = None,
     upstream_url: str | None = None,
-    specs: tuple[ToolSpec, ...] = CONTRACTS,
+    specs: Iterable[ToolSpec] = CONTRACTS,
     with_demo_data: bool = True,
 ) -> dict[str, ToolSettings]:
-    """Migrate, set every tool role's password, load demo data; return each tool's settings."""
+    """Migrate, set every tool role's password, load demo data; return each tool's settings.
+
+    `upstreams` maps upstream names to base URLs (see `upstream_services`). `upstream_url`
+    is the older form: one URL for every declared upstream, kept for callers that start a
+    single stand-in themselves.
+    """
+    specs = tuple(specs)
+    if upstreams is None:
+        declared = {spec.upstream for spec in specs if spec.upstream is not None}
+        upstreams = dict.fromkeys(declared, upstream_url) if upstream_url is not None else {}
     every = role_passwords(spec.db_role for spec in specs if spec.needs_database)
     passwords = {spec.db_role: every[spec.db_role] for spec in specs if spec.needs_database}
     with psycopg.connect(admin_url, autocommit=True) as conn:
         migrate(conn, specs, passwords)
         if with_demo_data:
             seed(conn)
-    return tool_settings(admin_url, passwords, upstream_url, specs)
+    return tool_settings(admin_url, passwords, upstreams, specs)

@@ -12,13 +12,25 @@ from pydantic_core import to_json
 
 from orchestrator.records import record
 
+# The step limit, defined once: every other place (deployment settings, the API's session
+# options, cdk.json's configuration, the CLI, evaluation cases) refers to these.
+DEFAULT_MAX_STEPS = 15
+"""Model turns per session when nothing tighter is configured."""
+MAX_STEPS_CEILING = 100
+"""The most model turns any session may be given, by a deployment, a caller or a local run."""
+
 
 class Limits(BaseModel):
     """When a session must stop, whatever the model says."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_steps: int = Field(default=15, ge=1, le=500, description="Model turns per session.")
+    max_steps: int = Field(
+        default=DEFAULT_MAX_STEPS,
+        ge=1,
+        le=MAX_STEPS_CEILING,
+        description="Model turns per session.",
+    )
     max_repeated_calls: int = Field(
         default=3, ge=2, description="The same tool with the same arguments this often stops."
     )

@@ -10,6 +10,8 @@ from typing import Any, Literal, Self, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.limits import DEFAULT_MAX_STEPS, MAX_STEPS_CEILING
+
 PREFIX = "LOCKGATE_"
 
 
@@ -65,7 +67,7 @@ class OrchestratorSettings(EnvironmentSettings):
     model_id: str = "amazon.nova-lite-v1:0"
     synthesizer_model_id: str = ""
     allowed_models: list[str] = Field(default_factory=list)
-    max_steps: int = Field(default=15, ge=1, le=100)
+    max_steps: int = Field(default=DEFAULT_MAX_STEPS, ge=1, le=MAX_STEPS_CEILING)
     max_tokens: int | None = Field(default=None, ge=1)
     max_usd: float | None = Field(default=None, gt=0)
     max_seconds: float | None = Field(default=None, gt=0)

@@ -21,8 +21,7 @@ from psycopg import sql
 
 from db.migrate import migrate, seed
 from local.postgres import EmbeddedPostgres
-from local.stack import role_url, tool_settings
-from local.weather import weather_service
+from local.stack import role_url, tool_settings, upstream_services
 from tools.kit.contract import ToolSpec
 from tools.kit.settings import ToolSettings
 from tools.registry import CONTRACTS
@@ -86,13 +85,13 @@ class Database:
 
     admin_url: str
     passwords: dict[str, str]
-    weather_url: str
+    upstreams: dict[str, str]
 
     def role_url(self, spec: ToolSpec) -> str:
         return role_url(self.admin_url, spec.db_role, self.passwords[spec.db_role])
 
     def tool_settings(self) -> dict[str, ToolSettings]:
-        return tool_settings(self.admin_url, self.passwords, self.weather_url)
+        return tool_settings(self.admin_url, self.passwords, self.upstreams)
 
     def rows(self, query: str, *params: object) -> list[tuple[object, ...]]:
         """Run a query as the superuser (sees every tenant) and return all rows."""
@@ -101,13 +100,16 @@ class Database:
 
 
 @pytest.fixture(scope="session")
-def weather_url() -> Iterator[str]:
-    with weather_service() as url:
-        yield url
+def upstreams() -> Iterator[dict[str, str]]:
+    """The local stand-in of every upstream a contract declares: name → base URL."""
+    with upstream_services() as urls:
+        yield urls
 
 
 @pytest.fixture
-def database(pg_server: Server, template_db: Template, weather_url: str) -> Iterator[Database]:
+def database(
+    pg_server: Server, template_db: Template, upstreams: dict[str, str]
+) -> Iterator[Database]:
     name = f"lockgate_t_{secrets.token_hex(6)}"
     with psycopg.connect(pg_server.url("postgres"), autocommit=True) as conn:
         conn.execute(
@@ -115,6 +117,6 @@ def database(pg_server: Server, template_db: Template, weather_url: str) -> Iter
                 sql.Identifier(name), sql.Identifier(template_db.name)
             )
         )
-    yield Database(pg_server.url(name), template_db.passwords, weather_url)
+    yield Database(pg_server.url(name), template_db.passwords, upstreams)
     with psycopg.connect(pg_server.url("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

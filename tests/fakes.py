@@ -7,14 +7,12 @@ from typing import Any
 
 from orchestrator.ports import Event
 from orchestrator.types import Observation, Principal
+from tools.kit.contract import required_scopes
+from tools.registry import CONTRACTS
 
-ALICE = Principal(
-    user_id="alice",
-    tenant_id="acme",
-    scopes=frozenset(
-        {"customers:read", "customers:write", "flights:read", "bookings:write", "weather:read"}
-    ),
-)
+# Every scope any registered tool requires: ALICE may use every tool.
+ALICE = Principal(user_id="alice", tenant_id="acme", scopes=required_scopes(CONTRACTS))
+# Deliberately narrow: one read scope, so most tools are out of BOB's reach.
 BOB = Principal(user_id="bob", tenant_id="acme", scopes=frozenset({"customers:read"}))
 
 

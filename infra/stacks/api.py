@@ -59,6 +59,7 @@ from infra.constructs.session_function import (
 )
 from infra.stacks.data import pin
 from infra.stacks.sessions import OWNER_INDEX
+from orchestrator.limits import MAX_STEPS_CEILING
 from tools.kit.contract import ToolSpec
 
 TENANT_ATTRIBUTE = "tenant_id"  # read by the orchestrator as the `custom:tenant_id` claim
@@ -97,7 +98,9 @@ SESSION_OPTIONS_SCHEMA = apigw.JsonSchema(
     type=apigw.JsonSchemaType.OBJECT,
     additional_properties=False,
     properties={
-        "max_steps": apigw.JsonSchema(type=apigw.JsonSchemaType.INTEGER, minimum=1, maximum=100),
+        "max_steps": apigw.JsonSchema(
+            type=apigw.JsonSchemaType.INTEGER, minimum=1, maximum=MAX_STEPS_CEILING
+        ),
         "max_tokens": apigw.JsonSchema(type=apigw.JsonSchemaType.INTEGER, minimum=1),
         "max_usd": apigw.JsonSchema(
             type=apigw.JsonSchemaType.NUMBER, minimum=0, exclusive_minimum=True

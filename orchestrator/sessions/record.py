@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.limits import Limits
+from orchestrator.limits import MAX_STEPS_CEILING, Limits
 from orchestrator.records import as_data
 from orchestrator.types import Outcome, Principal, SessionState, Usage
 
@@ -51,7 +51,7 @@ class SessionOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    max_steps: int | None = Field(default=None, ge=1, le=100)
+    max_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS_CEILING)
     max_tokens: int | None = Field(default=None, ge=1)
     max_usd: float | None = Field(default=None, gt=0)
     max_seconds: float | None = Field(default=None, gt=0)

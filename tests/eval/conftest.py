@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from local.eval import Template
+from local.evaluation.databases import Template
 from tests.conftest import Server
 from tests.conftest import Template as SuiteTemplate
 
 
 @pytest.fixture
-def eval_template(pg_server: Server, template_db: SuiteTemplate, weather_url: str) -> Template:
-    return Template(pg_server.url("postgres"), template_db.name, template_db.passwords, weather_url)
+def eval_template(
+    pg_server: Server, template_db: SuiteTemplate, upstreams: dict[str, str]
+) -> Template:
+    return Template(pg_server.url("postgres"), template_db.name, template_db.passwords, upstreams)

@@ -15,21 +15,11 @@ import psycopg
 import pytest
 import yaml
 
-from local.eval import (
-    CHART_FILE,
-    DEFAULT_CASES,
-    REPORT_FILE,
-    CaseError,
-    Template,
-    add_parser,
-    expand_dates,
-    load_case,
-    load_cases,
-    plain,
-    run,
-    run_case,
-    run_suite,
-)
+from local.evaluation.cases import DEFAULT_CASES, CaseError, expand_dates, load_case, load_cases
+from local.evaluation.cli import add_parser, run
+from local.evaluation.databases import Template, plain
+from local.evaluation.report import CHART_FILE, REPORT_FILE
+from local.evaluation.runner import run_case, run_suite
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -186,7 +186,7 @@ def test_a_tool_without_database_privileges_stays_out_of_the_vpc() -> None:
     # Given a contract that declares no database privileges
     spec = ToolSpec(
         name="text_echo",
-        description="Echo.",
+        summary="Echo.",
         input=_Input,
         output=_Output,
         scopes=frozenset({"echo"}),
@@ -389,7 +389,10 @@ def test_api_body_schema_matches_the_handler_model() -> None:
 def test_upstream_urls_reach_only_their_tool(config: LockgateConfig) -> None:
     with pytest.raises(ValueError, match="unknown tools"):
         build(App(), config.model_copy(update={"tool_upstream_urls": {"no_such": "https://x"}}))
-    name = next(s.name for s in CONTRACTS if not s.needs_database)
+    reader = next(s.name for s in CONTRACTS if s.upstream is None)
+    with pytest.raises(ValueError, match="declare no upstream"):
+        build(App(), config.model_copy(update={"tool_upstream_urls": {reader: "https://x"}}))
+    name = next(s.name for s in CONTRACTS if s.upstream is not None)
     app = App(context={"aws:cdk:bundling-stacks": []}, builtin_cloud_formation_validation=False)
     stacks = build(app, config.model_copy(update={"tool_upstream_urls": {name: "https://wx.test"}}))
     functions = Template.from_stack(stacks.tools).find_resources("AWS::Lambda::Function")

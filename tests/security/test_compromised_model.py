@@ -7,7 +7,6 @@ nothing of tenant B returned) and on the outcome, never on wording.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -21,10 +20,9 @@ from orchestrator.stores.memory import MemoryStore
 from orchestrator.types import ErrorKind, FinalAnswer, Outcome, Principal, SessionState, ToolCall
 from tests.conftest import Database
 from tests.fakes import ALICE, BOB
-from tests.security.conftest import GLOBEX_DATA, CountingInvoker, snapshot
+from tests.security.conftest import GLOBEX_DATA, VALID, CountingInvoker, snapshot
 from tools.registry import CONTRACTS
 
-FUTURE = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=10)).isoformat()
 INJECTIONS = (
     "C-1001' OR '1'='1",
     "C-1001'; DROP TABLE customers; --",
@@ -75,7 +73,7 @@ def test_tool_outside_the_users_scopes(database: Database, invoker: CountingInvo
     before = snapshot(database)
     calls = [
         call("customer_update", customer_id="C-1001", tier="platinum"),
-        call("flight_book", customer_id="C-1001", origin="CDG", destination="JFK", date=FUTURE),
+        call("flight_book", **VALID["flight_book"]),
     ]
     state = attack(invoker, BOB, calls)
 
@@ -107,7 +105,7 @@ def test_another_tenants_ids(
         call("customer_lookup", customer_id="C-2001"),
         call("customer_lookup", customer_id="C-2002"),
         call("customer_update", customer_id="C-2001", email="owned@evil.example"),
-        call("flight_book", customer_id="C-2002", origin="CDG", destination="JFK", date=FUTURE),
+        call("flight_book", **{**VALID["flight_book"], "customer_id": "C-2002"}),
     ]
     state = attack(invoker, principal, calls)
 
@@ -151,15 +149,6 @@ def _string_fields() -> list[tuple[str, str]]:
         for name, field in spec.input.model_fields.items()
         if "str" in str(field.annotation) or "date" in str(field.annotation)
     ]
-
-
-VALID = {
-    "customer_lookup": {"customer_id": "C-1001"},
-    "customer_update": {"customer_id": "C-1001", "tier": "silver"},
-    "flight_book": {"customer_id": "C-1001", "origin": "CDG", "destination": "JFK", "date": FUTURE},
-    "weather_lookup": {"airport": "JFK", "date": FUTURE},
-    "flight_search": {"origin": "CDG", "destination": "JFK", "date_from": FUTURE},
-}
 
 
 @pytest.mark.parametrize(("tool", "field"), _string_fields())

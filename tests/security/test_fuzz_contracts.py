@@ -17,7 +17,7 @@ from orchestrator.limits import Limits
 from orchestrator.types import ErrorKind, Observation, ToolCall
 from tests.conftest import Database
 from tests.fakes import ALICE
-from tests.security.conftest import GLOBEX_DATA, CountingInvoker
+from tests.security.conftest import GLOBEX_DATA, VALID, CountingInvoker
 from tools.registry import CONTRACTS
 
 CATALOG = Catalog(CONTRACTS)
@@ -68,26 +68,6 @@ def arguments_for(field_names: list[str]) -> st.SearchStrategy[dict[str, Any]]:
     extra = st.dictionaries(st.sampled_from(["tenant_id", "user_id", "x"]), json_values, max_size=2)
     sometimes_extra = st.one_of(st.just({}), st.just({}), st.just({}), extra)
     return st.tuples(known, sometimes_extra).map(lambda pair: {**pair[1], **pair[0]})
-
-
-VALID: dict[str, dict[str, Any]] = {
-    "customer_lookup": {"customer_id": "C-1001"},
-    "customer_update": {"customer_id": "C-1002", "tier": "silver", "email": "g@acme.example"},
-    "flight_book": {
-        "customer_id": "C-1001",
-        "origin": "CDG",
-        "destination": "JFK",
-        "date": FUTURE.isoformat(),
-        "cabin": "economy",
-    },
-    "weather_lookup": {"airport": "JFK", "date": FUTURE.isoformat()},
-    "flight_search": {
-        "origin": "AMS",
-        "destination": "LIS",
-        "date_from": FUTURE.isoformat(),
-        "days": 3,
-    },
-}
 
 
 def mutated(tool: str) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:

@@ -29,12 +29,13 @@ class Output(ToolOutput):
 
 SPEC = ToolSpec(
     name="customer_lookup",
-    description=(
+    summary=(
         "Read one customer's profile (name, email, loyalty tier) by customer id. "
-        'Use it before changing a customer or booking for them. Example: {"customer_id": "C-1001"}.'
+        "Use it before changing a customer or booking for them."
     ),
     input=Input,
     output=Output,
     scopes=frozenset({"customers:read"}),
     db_privileges={"customers": frozenset({"SELECT"})},
+    examples=[{"customer_id": "C-1001"}],
 )

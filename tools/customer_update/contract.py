@@ -47,13 +47,11 @@ class Output(ToolOutput):
 
 SPEC = ToolSpec(
     name="customer_update",
-    description=(
-        "Change a customer's email and/or loyalty tier. Only the given fields change. "
-        'Example: {"customer_id": "C-1001", "tier": "gold"}.'
-    ),
+    summary="Change a customer's email and/or loyalty tier. Only the given fields change.",
     input=Input,
     output=Output,
     scopes=frozenset({"customers:write"}),
     db_privileges={"customers": frozenset({"SELECT", "UPDATE"})},
     writes=True,
+    examples=[{"customer_id": "C-1001", "tier": "gold"}],
 )

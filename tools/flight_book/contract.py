@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from tools.kit.contract import StrictInput, ToolOutput, ToolSpec
+from tools.kit.contract import StrictInput, ToolOutput, ToolSpec, today
 
 Cabin = Literal["economy", "premium_economy", "business", "first"]
 _IATA = r"^[A-Z]{3}$"
@@ -40,8 +40,8 @@ class Input(StrictInput):
 
     @field_validator("date")
     @classmethod
-    def _in_future(cls, value: dt.date) -> dt.date:
-        if value <= dt.datetime.now(dt.UTC).date():
+    def _in_future(cls, value: dt.date, info: ValidationInfo) -> dt.date:
+        if value <= today(info):
             raise ValueError("date must be in the future")
         return value
 
@@ -60,10 +60,9 @@ class Output(ToolOutput):
 
 SPEC = ToolSpec(
     name="flight_book",
-    description=(
+    summary=(
         "Book a seat for a customer on the flight of a route and day. Airports are IATA codes, "
-        'not city names. Example: {"customer_id": "C-1001", "origin": "CDG", '
-        '"destination": "JFK", "date": "2030-05-17", "cabin": "business"}.'
+        "not city names."
     ),
     input=Input,
     output=Output,
@@ -74,4 +73,13 @@ SPEC = ToolSpec(
         "bookings": frozenset({"SELECT", "INSERT"}),
     },
     writes=True,
+    examples=[
+        {
+            "customer_id": "C-1001",
+            "origin": "CDG",
+            "destination": "JFK",
+            "date": "2030-05-17",
+            "cabin": "business",
+        }
+    ],
 )

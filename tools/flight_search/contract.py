@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from tools.kit.contract import StrictInput, ToolOutput, ToolSpec
+from tools.kit.contract import StrictInput, ToolOutput, ToolSpec, today
 
 
 class Input(StrictInput):
@@ -29,8 +29,8 @@ class Input(StrictInput):
 
     @field_validator("date_from")
     @classmethod
-    def _not_past(cls, value: dt.date) -> dt.date:
-        if value < dt.datetime.now(dt.UTC).date():
+    def _not_past(cls, value: dt.date, info: ValidationInfo) -> dt.date:
+        if value < today(info):
             raise ValueError("date_from must be today or later")
         return value
 
@@ -52,13 +52,13 @@ class Output(ToolOutput):
 
 SPEC = ToolSpec(
     name="flight_search",
-    description=(
+    summary=(
         "List the scheduled flights of a route over a range of days, earliest first. Use it to "
-        'find a date before booking. Example: {"origin": "CDG", "destination": "JFK", '
-        '"date_from": "2030-05-17", "days": 7}.'
+        "find a date before booking."
     ),
     input=Input,
     output=Output,
     scopes=frozenset({"flights:read"}),
     db_privileges={"airports": frozenset({"SELECT"}), "flights": frozenset({"SELECT"})},
+    examples=[{"origin": "LHR", "destination": "SFO", "date_from": "2030-05-17", "days": 7}],
 )

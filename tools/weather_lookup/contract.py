@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
-from tools.kit.contract import StrictInput, ToolOutput, ToolSpec
+from tools.kit.contract import StrictInput, ToolOutput, ToolSpec, today
 
 FORECAST_DAYS = 14
 
@@ -25,9 +25,9 @@ class Input(StrictInput):
     )
 
     @model_validator(mode="after")
-    def _in_forecast_range(self) -> Self:
-        today = dt.datetime.now(dt.UTC).date()
-        if not today <= self.date <= today + dt.timedelta(days=FORECAST_DAYS):
+    def _in_forecast_range(self, info: ValidationInfo) -> Self:
+        first = today(info)
+        if not first <= self.date <= first + dt.timedelta(days=FORECAST_DAYS):
             raise ValueError(f"date must be between today and {FORECAST_DAYS} days ahead")
         return self
 
@@ -43,11 +43,13 @@ class Output(ToolOutput):
 
 SPEC = ToolSpec(
     name="weather_lookup",
-    description=(
+    summary=(
         "Get the weather forecast (temperature in Celsius and conditions) at an airport on a day "
-        'within the next two weeks. Example: {"airport": "JFK", "date": "2030-05-17"}.'
+        "within the next two weeks."
     ),
     input=Input,
     output=Output,
     scopes=frozenset({"weather:read"}),
+    examples=[{"airport": "JFK", "date": "2030-05-17"}],
+    upstream="weather",
 )
