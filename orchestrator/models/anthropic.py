@@ -21,6 +21,7 @@ from orchestrator.models.turns import (
     RetryPolicy,
     Stop,
     decision_of,
+    encoded,
     note_for_model,
     retry_after_seconds,
     tool_input,
@@ -107,7 +108,6 @@ class AnthropicModel:
         *,
         client: anthropic.Anthropic | None = None,
         max_tokens: int = 1024,
-        temperature: float | None = 0.0,
         strict: bool = True,
         prompt_cache: bool = False,
         read_timeout_seconds: float = 30.0,
@@ -123,7 +123,6 @@ class AnthropicModel:
         self._client = client
         self._model = model
         self._max_tokens = max_tokens
-        self._temperature = temperature
         self._strict = strict
         self._prompt_cache = prompt_cache
         self._policy = RetryPolicy(
@@ -149,8 +148,6 @@ class AnthropicModel:
             "system": [system],
             "messages": conversation(request),
         }
-        if self._temperature is not None:
-            kwargs["temperature"] = self._temperature
         if request.tools:
             tools = messages_tools(request.tools, strict=self._strict)
             if self._prompt_cache:  # instructions + catalog: the fixed prefix of every turn
@@ -179,7 +176,9 @@ def _decision(response: Any) -> Decision:
         if block.type == "tool_use":
             calls.append(
                 RawCall(
-                    call_id=str(block.id or ""), name=str(block.name or ""), arguments=block.input
+                    call_id=str(block.id or ""),
+                    name=str(block.name or ""),
+                    arguments=encoded(block.input),
                 )
             )
         elif block.type == "text":

@@ -21,6 +21,7 @@ from orchestrator.models.turns import (
     RetryPolicy,
     Stop,
     decision_of,
+    encoded,
     note_for_model,
     tool_input,
     unusable_reply,
@@ -179,7 +180,7 @@ def _decision(response: dict[str, Any]) -> Decision:
         RawCall(
             call_id=str(block["toolUse"].get("toolUseId") or ""),
             name=str(block["toolUse"].get("name") or ""),
-            arguments=block["toolUse"].get("input"),
+            arguments=encoded(block["toolUse"].get("input")),
         )
         for block in content
         if isinstance(block.get("toolUse"), dict)

@@ -67,18 +67,17 @@ MESSAGES: dict[Problem, str] = {
 
 @dataclass(frozen=True)
 class RawCall:
-    """A tool block as the provider returned it: `arguments` is JSON text (OpenAI) or the
-    decoded value (Anthropic, Bedrock), untrusted either way."""
+    """A tool block as the provider returned it, its arguments as JSON text: untrusted."""
 
     call_id: str
     name: str
-    arguments: Any
+    arguments: str
 
 
-def _arguments_text(arguments: Any) -> str:
-    if isinstance(arguments, str):
-        return arguments
-    return json.dumps(arguments, ensure_ascii=False, default=str)
+def encoded(value: Any) -> str:
+    """Decoded tool input (Anthropic, Bedrock) as JSON text: a non-object stays visible as
+    what it is, and pre-validation rejects it as such."""
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def unusable(problem: Problem, text: str = "") -> Unusable:
@@ -93,7 +92,7 @@ def decision_of(calls: Sequence[RawCall], text: str, stop: Stop) -> Decision:
     A turn that stopped abnormally is never a final answer, whatever text it holds."""
     text = text.strip()
     if stop in ("truncated", "refused", "filtered"):
-        partial = text or "".join(_arguments_text(call.arguments) for call in calls)
+        partial = text or "".join(call.arguments for call in calls)
         return unusable(stop, partial)
     named = [call for call in calls if call.name.strip()]
     if named:
@@ -101,7 +100,7 @@ def decision_of(calls: Sequence[RawCall], text: str, stop: Stop) -> Decision:
         return ToolCall(
             call_id=first.call_id or "call-0",
             tool=first.name.strip(),
-            arguments=_arguments_text(first.arguments),
+            arguments=first.arguments,
             reason=text[:MAX_REASON_CHARS] or None,
             ignored=tuple(call.name.strip() for call in named[1:]),
         )
