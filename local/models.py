@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from orchestrator.models.specs import UnknownModel, model_from_spec
+from orchestrator.models.specs import ModelConfigError, UnknownModel, model_from_spec
 from orchestrator.ports import Model
 
 
@@ -37,6 +37,8 @@ def load_model(spec: str) -> Model:
         return model_from_spec(spec, prompt_cache=os.environ.get("LOCKGATE_PROMPT_CACHE") == "true")
     except UnknownModel as exc:
         raise UsageError(f"--model {spec!r}: expected {SPECS}") from exc
+    except ModelConfigError as exc:
+        raise UsageError(f"--model {spec}: {exc}") from exc
     except ImportError as exc:
         raise UsageError(
             f"--model {spec}: the provider's SDK is not installed ({exc.name}); install "

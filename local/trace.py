@@ -79,11 +79,12 @@ class TracePrinter:
         self._line(f"         shown to the model (nothing run): {_short(d['message'])}")
 
     def _summary(self, d: dict[str, Any]) -> None:
+        rejected = d.get("validation_errors", 0)
         self._line(
             f"outcome {d['outcome']} · {d['steps']} steps · "
             f"{d['input_tokens']} input + {d['output_tokens']} output tokens · "
             f"${d['cost_usd']:.6f} · {d['retries']} tool retries · "
-            f"{d.get('validation_errors', 0)} validation round-trips"
+            f"{rejected} validation round-trip{'' if rejected == 1 else 's'}"
         )
         if "writes_done" in d:
             last_ok = d.get("last_write_ok")

@@ -20,6 +20,10 @@ class UnknownModel(ValueError):
     """The spec names no provider Lockgate has, or no model."""
 
 
+class ModelConfigError(ValueError):
+    """The provider's SDK refused its configuration (for example: no credentials)."""
+
+
 def model_from_spec(
     spec: str, *, prompt_cache: bool = False, environ: Mapping[str, str] = os.environ
 ) -> Model:
@@ -36,17 +40,20 @@ def model_from_spec(
     timeout = float(environ.get("LOCKGATE_MODEL_READ_TIMEOUT", "30"))
     max_tokens = int(environ.get("LOCKGATE_MODEL_MAX_TOKENS", "1024"))
     if provider == "openai":
+        import openai
+
         from orchestrator.models.openai import OpenAIModel
 
-        client = None
-        if environ.get("OPENAI_BASE_URL") and not environ.get("OPENAI_API_KEY"):
-            # A local OpenAI-compatible server needs no key, but the SDK insists on one.
-            import openai
-
-            client = openai.OpenAI(api_key="unused", max_retries=0, timeout=timeout)
-        return OpenAIModel(
-            model, client=client, max_tokens=max_tokens, read_timeout_seconds=timeout
-        )
+        try:
+            client = None
+            if environ.get("OPENAI_BASE_URL") and not environ.get("OPENAI_API_KEY"):
+                # A local OpenAI-compatible server needs no key, but the SDK insists on one.
+                client = openai.OpenAI(api_key="unused", max_retries=0, timeout=timeout)
+            return OpenAIModel(
+                model, client=client, max_tokens=max_tokens, read_timeout_seconds=timeout
+            )
+        except openai.OpenAIError as exc:
+            raise ModelConfigError(f"openai: {exc}") from exc
     if provider == "anthropic":
         from orchestrator.models.anthropic import AnthropicModel
 
