@@ -80,10 +80,12 @@ class Invoke:
 
 @record
 class Reject:
-    """The step's call failed pre-validation: show the error, invoke nothing."""
+    """The step's call failed pre-validation (or repeats one that succeeded): show the
+    error, invoke nothing."""
 
     observation: Observation
     call_key: str
+    repeat: bool = False
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,7 @@ def plan(state: SessionState, turn: ModelTurn, catalog: Catalog, limits: Limits)
         return Reject(observation=prepared, call_key=key)
     earlier = state.guard.answered_at(key)
     if earlier is not None and earlier < len(state.steps):
-        return Reject(observation=_repeat(state, decision.tool, earlier), call_key=key)
+        return Reject(observation=_repeat(state, decision.tool, earlier), call_key=key, repeat=True)
     return Invoke(
         call=prepared, idempotency_key=f"{state.session_id}:{len(state.steps)}", call_key=key
     )
@@ -463,7 +465,7 @@ class Orchestrator:
                 limits=self.limits,
                 cost=cost,
                 call_key=planned.call_key,
-                writes=writes,
+                writes=writes and not planned.repeat,  # a repeat attempts no write
             )
         else:
             observation, attempts = self._invoke(state, planned)
