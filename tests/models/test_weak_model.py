@@ -105,7 +105,7 @@ def test_told_the_date_and_answered_on_a_repeat_the_weak_model_books_once(
     in_10_days = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=10)
     assert bookings(database) == [("C-1002", "CDG", "JFK", in_10_days)]  # one row, not two
     assert state.outcome is Outcome.COMPLETED
-    lookup, booked, repeat, _final = state.steps
+    _lookup, booked, repeat, _final = state.steps
     assert booked.invoked and not repeat.invoked  # the repeat was answered, not run
     assert repeat.shown is not None and repeat.shown["details"]["previous_result"] == booked.shown
     assert booked.shown is not None and "do not repeat it" in booked.shown["note"]
