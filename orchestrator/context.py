@@ -12,6 +12,7 @@ forms are computed once per step, so building the prompt never re-renders histor
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -39,7 +40,13 @@ if TYPE_CHECKING:
 def dated_prompt(base: str, now: float, time_zone: ZoneInfo, shapes: str = "") -> str:
     """The system prompt with today's date and the user's time zone: relative dates ("in 10
     days") are resolved from them, never from an example value in a tool description."""
-    local = dt.datetime.fromtimestamp(now, time_zone)
+    return _dated_prompt(base, int(now // 60), time_zone, shapes)
+
+
+@functools.lru_cache(maxsize=64)
+def _dated_prompt(base: str, minute: int, time_zone: ZoneInfo, shapes: str) -> str:
+    # Built once a minute per prompt: this runs every step.
+    local = dt.datetime.fromtimestamp(minute * 60, time_zone)
     return (
         f"{base}\n\nToday is {local:%A} {local.date().isoformat()}; the user's time zone is "
         f"{time_zone.key} (local time {local:%H:%M}). Resolve relative dates from today. Values "
