@@ -11,12 +11,13 @@ ignores it is still caught by pre-validation. One call per turn is asked for
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 import openai
 
-from orchestrator.catalog import openai_tools
+from orchestrator.catalog import openai_tools, provider_schema
 from orchestrator.models.turns import (
     RawCall,
     RetryPolicy,
@@ -30,6 +31,7 @@ from orchestrator.models.turns import (
 from orchestrator.ports import ModelError, ModelRequest
 from orchestrator.records import codec
 from orchestrator.types import Decision, ModelTurn, ToolCall, Usage
+from tools.kit.contract import ToolSpec
 
 TokenParameter = Literal["max_completion_tokens", "max_tokens"]
 
@@ -151,7 +153,40 @@ class OpenAIModel:
         if _stop(response) == "truncated":
             response = self._send(request, self._max_tokens * 2)
             usage = usage + _usage(response)
-        return ModelTurn(decision=_decision(response), usage=usage, model_id=self.model_id)
+        decision = _decision(response)
+        if isinstance(decision, ToolCall):
+            decision = _without_strict_nulls(decision, request.tools)
+        return ModelTurn(decision=decision, usage=usage, model_id=self.model_id)
+
+
+def _without_strict_nulls(call: ToolCall, specs: Sequence[ToolSpec]) -> ToolCall:
+    """Strict mode makes every property required, an optional one nullable: a `null` for a
+    property the contract leaves optional (and does not itself allow null) means "not given",
+    so it is dropped and the contract's default applies. Nothing else is touched."""
+    spec = next((s for s in specs if s.name == call.tool), None)
+    if spec is None or "null" not in call.arguments:
+        return call
+    try:
+        parsed = json.loads(call.arguments)
+    except (ValueError, RecursionError):
+        return call
+    if not isinstance(parsed, dict):
+        return call
+    schema = provider_schema(spec)
+    required = set(schema.get("required", ()))
+    properties = schema.get("properties", {})
+    dropped = {
+        name
+        for name, value in parsed.items()
+        if value is None
+        and name in properties
+        and name not in required
+        and "anyOf" not in properties[name]
+    }
+    if not dropped:
+        return call
+    kept = {name: value for name, value in parsed.items() if name not in dropped}
+    return replace(call, arguments=json.dumps(kept, ensure_ascii=False))
 
 
 def _stop(response: Any) -> Stop:

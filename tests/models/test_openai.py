@@ -225,3 +225,35 @@ def test_cached_prompt_tokens_are_reported_apart(provider: Provider) -> None:
 
     assert turn.usage == Usage(input_tokens=400, output_tokens=20, cache_read_tokens=600)
     assert turn.model_id == "openai:local-model"
+
+
+def test_a_strict_null_for_an_optional_field_means_not_given(provider: Provider) -> None:
+    # Strict schemas make `cabin` required-but-nullable; null must not fail pre-validation.
+    arguments = args(
+        customer_id="C-1001", origin="CDG", destination="JFK", date="2031-01-01", cabin=None
+    )
+    provider.queue(
+        openai_reply(tool_calls=[("c1", "flight_book", arguments)]),
+        openai_reply(content="Booked."),
+    )
+    state, invoker, _ = run_session(model(provider))
+
+    assert state.outcome is Outcome.COMPLETED
+    sent_input = invoker.calls[0][1]["input"]
+    assert sent_input["cabin"] == "economy"  # the contract's default
+    strict_cabin = next(
+        t["function"]["parameters"]["properties"]["cabin"]
+        for t in provider.sent[0].body["tools"]
+        if t["function"]["name"] == "flight_book"
+    )
+    assert {"type": "null"} in strict_cabin["anyOf"]
+
+
+def test_a_null_for_a_required_field_is_still_rejected(provider: Provider) -> None:
+    provider.queue(
+        openai_reply(tool_calls=[("c1", "customer_lookup", args(customer_id=None))]),
+        openai_reply(content="Could not."),
+    )
+    state, invoker, _ = run_session(model(provider))
+
+    assert invoker.calls == [] and state.validation_errors == 1
