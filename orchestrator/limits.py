@@ -88,13 +88,16 @@ class LoopGuard:
             return f"loop detected: {tool} proposed {seen + 1} times with the same arguments"
         return None
 
-    def after(self, key: str, error: str | None, *, answered_at: int | None = None) -> LoopGuard:
+    def after(
+        self, key: str, error: str | None, *, answered_at: int | None = None, wrote: bool = False
+    ) -> LoopGuard:
         """The guard after the call `key`; `error` identifies the error it got, if any;
-        `answered_at` is the step index when the call was invoked and succeeded."""
+        `answered_at` is the step index when the call was invoked and succeeded. A write
+        (`wrote`) makes earlier answers stale: a read repeated after it runs again."""
         counts = {**self.call_counts, key: self.call_counts.get(key, 0) + 1}
         answered = self.answered
         if answered_at is not None:
-            answered = {**answered, key: answered_at}
+            answered = {key: answered_at} if wrote else {**answered, key: answered_at}
         if error is not None:
             fingerprint = error
             streak = self.error_streak + 1 if fingerprint == self.last_error else 1

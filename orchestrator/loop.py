@@ -271,7 +271,10 @@ def apply(
     if call_key is not None and observation is not None:
         succeeded = invoked and observation.status == "ok"
         guard = guard.after(
-            call_key, observation.error_fingerprint, answered_at=index if succeeded else None
+            call_key,
+            observation.error_fingerprint,
+            answered_at=index if succeeded else None,
+            wrote=writes,
         )
     retries = state.retries + max(0, attempts - 1)
     return _advance(state, turn, cost, steps=(*state.steps, step), guard=guard, retries=retries)

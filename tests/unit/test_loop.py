@@ -319,3 +319,18 @@ def test_applying_a_step_carries_every_other_field_over() -> None:
     assert after.usage_by_model == {"m": Usage(input_tokens=8, output_tokens=1)}
     assert (after.cost_usd, after.retries, len(after.steps)) == (0.75, 3, 1)
     assert after.guard.call_counts == {"k": 1}
+
+
+def test_a_read_repeated_after_a_write_runs_again() -> None:
+    # Read, write, read again to confirm: the second read must not be the stale first one.
+    update = call("customer_update", customer_id="C-1001", tier="silver")
+    state, invoker, _, _ = session(
+        [lookup("C-1001"), update, lookup("C-1001"), FinalAnswer(text="ok")]
+    )
+
+    assert state.outcome is Outcome.COMPLETED
+    assert [tool for tool, _ in invoker.calls] == [
+        "customer_lookup",
+        "customer_update",
+        "customer_lookup",
+    ]
