@@ -9,13 +9,17 @@ import datetime as dt
 import io
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 
+from db.migrate import migrate
 from local.cli import DEMO_REQUEST, main
-from tests.conftest import Database
+from tests.conftest import Database, Template
 from tests.models.wire import Provider, Reply, anthropic_reply, openai_reply
+from tools.registry import CONTRACTS
 
 TODAY = re.compile(r"Today is \w+ (\d{4}-\d{2}-\d{2})")
 
@@ -61,11 +65,22 @@ def play_anthropic(body: dict[str, Any]) -> Reply:
     return anthropic_reply(text=reason, tool_uses=[(f"toolu_{results}", tool, arguments)])
 
 
+@pytest.fixture
+def cli_database(
+    database: Database, template_db: Template, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Database]:
+    monkeypatch.setenv("LOCKGATE_DATABASE_URL", database.admin_url)
+    yield database
+    # The CLI gives the (cluster-wide) tool roles fresh passwords; restore the suite's.
+    with psycopg.connect(database.admin_url, autocommit=True) as conn:
+        migrate(conn, CONTRACTS, template_db.passwords)
+
+
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_the_demo_request_books_through_a_local_provider(
-    kind: str, provider: Provider, database: Database, monkeypatch: pytest.MonkeyPatch
+    kind: str, provider: Provider, cli_database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LOCKGATE_DATABASE_URL", database.admin_url)
+    database = cli_database
     if kind == "openai":
         provider.play = play_openai
         monkeypatch.setenv("OPENAI_BASE_URL", f"{provider.url}/v1")
