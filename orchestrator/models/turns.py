@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,15 @@ _T = TypeVar("_T")
 MAX_REASON_CHARS = 1_000
 # What an unusable turn's own text is echoed back as, at most.
 MAX_ECHO_CHARS = 500
+
+# Provider error texts may echo a credential (masked or not): never let one into a reason.
+_SECRET = re.compile(r"\b(sk|key|token|bearer)[-_ A-Za-z0-9]*[-_:= ]+[A-Za-z0-9*._\-]{8,}", re.I)
+
+
+def redacted(text: str) -> str:
+    """`text` without anything shaped like an API key or token."""
+    return _SECRET.sub("[redacted]", text)
+
 
 Stop = Literal["end", "truncated", "refused", "filtered", "malformed"]
 
@@ -223,8 +233,9 @@ class RetryPolicy:
         try:
             return Retrying(**options)(fn, **kwargs)
         except RetryError as exc:
-            raise ModelError(f"{provider} kept failing: {exc.last_attempt.exception()}") from exc
+            last = redacted(str(exc.last_attempt.exception()))
+            raise ModelError(f"{provider} kept failing: {last}") from exc
         except self.errors as exc:
             if self.transient(exc):
-                raise ModelError(f"{provider} kept failing: {exc}") from exc
-            raise ModelError(f"{provider} refused the request: {exc}") from exc
+                raise ModelError(f"{provider} kept failing: {redacted(str(exc))}") from exc
+            raise ModelError(f"{provider} refused the request: {redacted(str(exc))}") from exc

@@ -257,3 +257,15 @@ def test_a_null_for_a_required_field_is_still_rejected(provider: Provider) -> No
     state, invoker, _ = run_session(model(provider))
 
     assert invoker.calls == [] and state.validation_errors == 1
+
+
+def test_a_key_echoed_in_a_provider_error_never_reaches_the_session(provider: Provider) -> None:
+    from tests.models.wire import Reply
+
+    echoed = "Incorrect API key provided: sk-test-secret. You can find your key online."
+    provider.queue(Reply({"error": {"message": echoed, "type": "invalid_request_error"}}, 401))
+    state, _, _ = run_session(model(provider))
+
+    assert state.outcome is Outcome.ERROR
+    assert "sk-test-secret" not in (state.reason or "")
+    assert "refused the request" in (state.reason or "")
