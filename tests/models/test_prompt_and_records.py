@@ -119,3 +119,30 @@ def test_an_unusable_turn_round_trips_through_a_checkpoint() -> None:
     turn = ModelTurn(decision=Unusable(problem="truncated", message="cut off", text="<tool"))
     again = codec(ModelTurn).validate_json(codec(ModelTurn).dump_json(turn))
     assert again == turn
+
+
+def test_a_script_can_rehearse_an_unusable_turn(tmp_path: Any) -> None:
+    from orchestrator.models.scripted import ScriptedModel
+    from orchestrator.types import Outcome
+
+    script = tmp_path / "cut.yaml"
+    script.write_text(
+        "steps:\n"
+        "  - unusable: truncated\n"
+        '    text: \'<tool_call>{"name": "customer_lo\'\n'
+        "  - final: Nothing to do.\n"
+    )
+    invoker = RecordingInvoker()
+    orchestrator = Orchestrator(
+        catalog=Catalog(CONTRACTS),
+        model=ScriptedModel.from_file(script),
+        invoker=invoker,
+        store=MemoryStore(),
+    )
+    state = orchestrator.run(orchestrator.start("s", "r", ALICE))
+
+    assert state.outcome is Outcome.COMPLETED and invoker.calls == []
+    first = state.steps[0]
+    assert isinstance(first.turn.decision, Unusable) and first.shown is not None
+    assert first.shown["details"] == {"problem": "truncated"}
+    assert state.validation_errors == 1
