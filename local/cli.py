@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 
@@ -44,6 +45,7 @@ def run_session(
     as_json: bool,
     out: TextIO,
     synthesizer: Model | None = None,
+    time_zone: str = "UTC",
 ) -> SessionState:
     """Run one session on the local stack, printing the trace as it happens."""
     principal = LOCAL_USERS.get(user)
@@ -67,6 +69,7 @@ def run_session(
                 events=printer,
                 limits=limits,
                 synthesizer=synthesizer,
+                time_zone=time_zone,
             )
             state = orchestrator.run(orchestrator.start(uuid.uuid4().hex, request, principal))
         finally:
@@ -74,6 +77,7 @@ def run_session(
         if as_json:
             document = codec(SessionState).dump_python(state, mode="json", exclude={"guard"})
             document["partial_result"] = state.partial_result()
+            document["facts"] = state.facts()
             print(json.dumps(document, indent=2), file=out)
         elif state.outcome is Outcome.COMPLETED and model.model_id == "scripted:demo":
             _show_bookings(admin_url, out)
@@ -134,11 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one agent session on the local stack")
     run.add_argument("request", help="what the user asks for")
     run.add_argument(
-        "--model", default=f"scripted:{DEMO_SCRIPT}", help="scripted:FILE or bedrock:MODEL_ID"
+        "--model",
+        default=f"scripted:{DEMO_SCRIPT}",
+        help="scripted:FILE, bedrock:MODEL_ID, openai:MODEL or anthropic:MODEL",
+    )
+    run.add_argument(
+        "--time-zone",
+        default=os.environ.get("LOCKGATE_TIME_ZONE", "UTC"),
+        help="the user's IANA time zone, told to the model with today's date (default UTC)",
     )
     run.add_argument("--user", default="alice", help=f"local user: {', '.join(LOCAL_USERS)}")
     run.add_argument(
-        "--synthesizer", help="optional model that writes the final answer (bedrock:MODEL_ID)"
+        "--synthesizer", help="optional model that writes the final answer (any model spec)"
     )
     run.add_argument("--max-steps", type=_step_limit, default=DEFAULT_MAX_STEPS)
     run.add_argument("--max-tokens", type=int, help="token budget (input + output)")
@@ -172,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=4, help="worker threads advancing sessions (default 4)"
     )
     serve.add_argument(
-        "--model", default=f"scripted:{DEMO_SCRIPT}", help="scripted:FILE or bedrock:MODEL_ID"
+        "--model", default=f"scripted:{DEMO_SCRIPT}", help="any model spec (see `run --help`)"
     )
 
     token = sub.add_parser("token", help="print a locally signed token for `lockgate serve`")
@@ -241,8 +252,20 @@ def _session(args: argparse.Namespace, out: TextIO) -> int:
             return run_via_api(args.api, args.request, args.user, out, as_json=args.json)
         request, model, user = args.request, load_model(args.model), args.user
         synthesizer = load_model(args.synthesizer) if args.synthesizer else None
+    time_zone = getattr(args, "time_zone", "UTC")
+    try:
+        ZoneInfo(time_zone)
+    except (ValueError, ZoneInfoNotFoundError) as exc:
+        raise UsageError(f"--time-zone {time_zone!r}: not an IANA time zone") from exc
     state = run_session(
-        request, model, user, _limits(args), as_json=args.json, out=out, synthesizer=synthesizer
+        request,
+        model,
+        user,
+        _limits(args),
+        as_json=args.json,
+        out=out,
+        synthesizer=synthesizer,
+        time_zone=time_zone,
     )
     return 0 if state.outcome is Outcome.COMPLETED else 1
 

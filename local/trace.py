@@ -34,11 +34,9 @@ class TracePrinter:
             self._line(f"session {event.session_id}  model {d['model']}")
             self._line(f"request: {d['request']}")
         elif event.kind == "model_proposed":
-            self._line(f"{step}  model proposes {d['tool']} {_short(d['arguments'])}")
+            self._proposed(step, d)
         elif event.kind == "validation_failed":
-            self._line(
-                f"         rejected before invoking (no side effect): {_short(d['message'])}"
-            )
+            self._rejected(step, d)
         elif event.kind == "tool_result":
             if d.get("status") == "ok":
                 replay = " (replayed, nothing written twice)" if d.get("replayed") else ""
@@ -59,12 +57,43 @@ class TracePrinter:
             self._line(f"stopped: {d['reason']}")
             self._summary(d)
 
+    def _proposed(self, step: str, d: dict[str, Any]) -> None:
+        if d.get("reason"):
+            self._line(f"{step}  model says: {_short(d['reason'])}")
+            step = " " * len(step)
+        self._line(f"{step}  model proposes {d['tool']} {_short(d['arguments'])}")
+        if d.get("ignored"):
+            self._line(
+                f"         also proposed in the same turn, not run: {', '.join(d['ignored'])}"
+            )
+
+    def _rejected(self, step: str, d: dict[str, Any]) -> None:
+        problem = d.get("details", {}).get("problem")
+        if problem is None:
+            self._line(
+                f"         rejected before invoking (no side effect): {_short(d['message'])}"
+            )
+            return
+        said = f": {_short(d['text'])}" if d.get("text") else ""
+        self._line(f"{step}  model reply unusable ({problem}){said}")
+        self._line(f"         shown to the model (nothing run): {_short(d['message'])}")
+
     def _summary(self, d: dict[str, Any]) -> None:
+        rejected = d.get("validation_errors", 0)
         self._line(
             f"outcome {d['outcome']} · {d['steps']} steps · "
             f"{d['input_tokens']} input + {d['output_tokens']} output tokens · "
-            f"${d['cost_usd']:.6f} · {d['retries']} retries"
+            f"${d['cost_usd']:.6f} · {d['retries']} tool retries · "
+            f"{rejected} validation round-trip{'' if rejected == 1 else 's'}"
         )
+        if "writes_done" in d:
+            last_ok = d.get("last_write_ok")
+            verdict = (
+                "no write attempted"
+                if last_ok is None
+                else ("the last write succeeded" if last_ok else "the last write FAILED")
+            )
+            self._line(f"writes done: {d['writes_done']} · {verdict}")
         by_model = d.get("usage_by_model", {})
         if len(by_model) > 1:
             for model, usage in by_model.items():

@@ -11,23 +11,70 @@ forms are computed once per step, so building the prompt never re-renders histor
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from pydantic_core import to_json
 
 from orchestrator.catalog import provider_schema
-from orchestrator.types import Exchange, Observation, Step, ToolCall
+from orchestrator.types import Exchange, FinalAnswer, Observation, Step, ToolCall
+from tools.kit.contract import ToolSpec
 
-__all__ = ["Exchange", "Transcript", "compact_result", "estimate_tokens", "shown_result"]
+__all__ = [
+    "Exchange",
+    "Transcript",
+    "call_shapes",
+    "compact_result",
+    "dated_prompt",
+    "estimate_tokens",
+    "shown_result",
+]
 
 if TYPE_CHECKING:
     from orchestrator.ports import ModelRequest
 
 
-def shown_result(observation: Observation, max_chars: int) -> tuple[dict[str, Any], int]:
+def dated_prompt(base: str, now: float, time_zone: ZoneInfo, shapes: str = "") -> str:
+    """The system prompt with today's date and the user's time zone: relative dates ("in 10
+    days") are resolved from them, never from an example value in a tool description."""
+    return _dated_prompt(base, int(now // 60), time_zone, shapes)
+
+
+@functools.lru_cache(maxsize=64)
+def _dated_prompt(base: str, minute: int, time_zone: ZoneInfo, shapes: str) -> str:
+    # Built once a minute per prompt: this runs every step.
+    local = dt.datetime.fromtimestamp(minute * 60, time_zone)
+    return (
+        f"{base}\n\nToday is {local:%A} {local.date().isoformat()}; the user's time zone is "
+        f"{time_zone.key} (local time {local:%H:%M}). Resolve relative dates from today. Values "
+        "in tool descriptions and examples only show the format: never reuse them as facts; "
+        f"take every value from the user's request or from tool results.{shapes}"
+    )
+
+
+def call_shapes(specs: Sequence[ToolSpec]) -> str:
+    """Few-shot guidance: one example call per tool whose contract declares `examples`
+    (placeholders that show the shape), or nothing when none does."""
+    lines = []
+    for spec in specs:
+        examples = getattr(spec, "examples", None) or ()
+        for example in list(examples)[:1]:
+            value = example.model_dump(mode="json") if hasattr(example, "model_dump") else example
+            lines.append(f"- {spec.name} {to_json(value, fallback=str).decode()}")
+    if not lines:
+        return ""
+    return "\n\nExample calls (the shape of each tool's arguments, not facts):\n" + "\n".join(lines)
+
+
+def shown_result(
+    observation: Observation, max_chars: int, note: str | None = None
+) -> tuple[dict[str, Any], int]:
     """The observation as the model sees it, and its size in characters; an oversized output
-    becomes a marked preview."""
+    becomes a marked preview. `note` is Lockgate's own remark on the step (a call of the same
+    turn that was not run, a write that is done)."""
     if observation.status == "ok":
         shown: dict[str, Any] = {"status": "ok", "output": observation.output}
     else:
@@ -38,6 +85,8 @@ def shown_result(observation: Observation, max_chars: int) -> tuple[dict[str, An
         }
         if observation.details:
             shown["details"] = observation.details
+    if note:
+        shown["note"] = note
     text = to_json(shown, fallback=str).decode()
     if len(text) <= max_chars:
         return shown, len(text)
@@ -95,7 +144,7 @@ class Transcript:
         for step in steps[self._seen :]:
             if step.shown is not None and step.compact is not None:
                 call = step.turn.decision
-                assert isinstance(call, ToolCall)  # only tool calls have results
+                assert not isinstance(call, FinalAnswer)  # final answers end sessions
                 self._compact.append((len(self._shown), Exchange(call=call, result=step.compact)))
                 self._shown.append(Exchange(call=call, result=step.shown))
             else:
@@ -116,6 +165,10 @@ def estimate_tokens(request: ModelRequest) -> int:
     for spec in request.tools:
         chars += len(spec.name) + len(spec.description) + len(to_json(provider_schema(spec)))
     for exchange in request.exchanges:
-        chars += len(exchange.call.tool) + len(exchange.call.arguments)
+        call = exchange.call
+        if isinstance(call, ToolCall):
+            chars += len(call.tool) + len(call.arguments) + len(call.reason or "")
+        else:
+            chars += len(call.text)
         chars += len(to_json(exchange.result, fallback=str))
     return max(1, chars // 4)

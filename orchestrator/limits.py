@@ -86,6 +86,12 @@ class LoopGuard:
     call_counts: dict[str, int] = field(default_factory=dict)
     last_error: str | None = None
     error_streak: int = 0
+    # Call key -> index of the step whose invoked call succeeded: a repeat is answered from it.
+    answered: dict[str, int] = field(default_factory=dict)
+
+    def answered_at(self, key: str) -> int | None:
+        """The step that already answered the call `key` successfully, if any."""
+        return self.answered.get(key)
 
     def repeated_call(self, key: str, tool: str, limits: Limits) -> str | None:
         """The reason to stop before making the call `key`, or None."""
@@ -94,14 +100,23 @@ class LoopGuard:
             return f"loop detected: {tool} proposed {seen + 1} times with the same arguments"
         return None
 
-    def after(self, key: str, error: str | None) -> LoopGuard:
-        """The guard after the call `key`; `error` identifies the error it got, if any."""
+    def after(
+        self, key: str, error: str | None, *, answered_at: int | None = None, wrote: bool = False
+    ) -> LoopGuard:
+        """The guard after the call `key`; `error` identifies the error it got, if any;
+        `answered_at` is the step index when the call was invoked and succeeded. A write
+        (`wrote`) makes earlier answers stale: a read repeated after it runs again."""
         counts = {**self.call_counts, key: self.call_counts.get(key, 0) + 1}
+        answered = self.answered
+        if answered_at is not None:
+            answered = {key: answered_at} if wrote else {**answered, key: answered_at}
         if error is not None:
             fingerprint = error
             streak = self.error_streak + 1 if fingerprint == self.last_error else 1
-            return LoopGuard(call_counts=counts, last_error=fingerprint, error_streak=streak)
-        return LoopGuard(call_counts=counts, last_error=None, error_streak=0)
+            return LoopGuard(
+                call_counts=counts, last_error=fingerprint, error_streak=streak, answered=answered
+            )
+        return LoopGuard(call_counts=counts, last_error=None, error_streak=0, answered=answered)
 
     def repeated_error(self, limits: Limits) -> str | None:
         """The reason to stop after the latest observation, or None."""

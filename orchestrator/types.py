@@ -28,6 +28,7 @@ __all__ = [
     "SessionState",
     "Step",
     "ToolCall",
+    "Unusable",
     "Usage",
 ]
 
@@ -64,12 +65,18 @@ class Usage:
 
 @record
 class ToolCall:
-    """The model asks for one tool. `arguments` is the raw JSON text it produced: untrusted."""
+    """The model asks for one tool. `arguments` is the raw JSON text it produced: untrusted.
+
+    `reason` is the text the model wrote beside the call (its stated reason), shown in traces
+    and sent back with the call. `ignored` names further calls of the same turn, which were
+    not run: Lockgate takes the first call of a turn and tells the model so."""
 
     kind: Literal["tool_call"] = "tool_call"
     call_id: str
     tool: str
     arguments: str
+    reason: str | None = None
+    ignored: tuple[str, ...] = ()
 
 
 @record
@@ -80,7 +87,23 @@ class FinalAnswer:
     text: str
 
 
-Decision = Annotated[ToolCall | FinalAnswer, Field(discriminator="kind")]
+Problem = Literal["truncated", "refused", "filtered", "malformed", "empty"]
+
+
+@record
+class Unusable:
+    """The model's turn yields no decision: cut off at the output limit, refused, filtered,
+    a tool block without a usable name, or nothing at all. Never a final answer: the model
+    is shown `message` (what went wrong, what to do) and gets another turn. `text` is what it
+    produced, kept for the trace."""
+
+    kind: Literal["unusable"] = "unusable"
+    problem: Problem
+    message: str
+    text: str = ""
+
+
+Decision = Annotated[ToolCall | FinalAnswer | Unusable, Field(discriminator="kind")]
 
 
 @record
@@ -111,9 +134,9 @@ class Observation:
 
 @record
 class Exchange:
-    """One past tool call and the result the model is shown for it."""
+    """One past tool call (or unusable turn) and the result the model is shown for it."""
 
-    call: ToolCall
+    call: ToolCall | Unusable
     result: dict[str, Any]
 
 
@@ -130,6 +153,7 @@ class Step:
     invoked: bool = False
     attempts: int = 0
     synthesis: ModelTurn | None = None
+    writes: bool = False  # the call named a tool that writes (invoked or not)
 
 
 Budget = Literal["tokens", "usd", "wall_clock"]
@@ -169,6 +193,44 @@ class SessionState:
     def done(self) -> bool:
         """True once an outcome is recorded."""
         return self.outcome is not None
+
+    @property
+    def writes_done(self) -> int:
+        """Write tool calls that succeeded (an idempotent replay included: it wrote once)."""
+        return sum(
+            1
+            for step in self.steps
+            if step.writes and step.observation is not None and step.observation.status == "ok"
+        )
+
+    @property
+    def validation_errors(self) -> int:
+        """Round-trips spent on calls rejected before invoking (nothing ran) and unusable turns."""
+        return sum(
+            1
+            for step in self.steps
+            if not step.invoked
+            and step.observation is not None
+            and step.observation.error_kind is ErrorKind.VALIDATION
+        )
+
+    @property
+    def last_write_ok(self) -> bool | None:
+        """Whether the session's last write call succeeded; None when it made none."""
+        for step in reversed(self.steps):
+            if step.writes and step.observation is not None:
+                return step.observation.status == "ok"
+        return None
+
+    def facts(self) -> dict[str, Any]:
+        """What actually happened, beside the outcome: a `completed` session only means the
+        model stopped, so callers read these to know whether its claims hold."""
+        return {
+            "writes_done": self.writes_done,
+            "last_write_ok": self.last_write_ok,
+            "validation_errors": self.validation_errors,
+            "tool_retries": self.retries,
+        }
 
     def partial_result(self) -> list[dict[str, Any]]:
         """Outputs of the successful tool calls so far: what a stopped session achieved."""

@@ -6,11 +6,14 @@ Script file (YAML or JSON):
     steps:
       - tool: flight_book
         arguments: {origin: Paris, destination: JFK, date: "{today+30}"}
+      - unusable: truncated        # or refused, filtered, malformed, empty
+        text: '<tool_call>{"name": "flight_bo'
       - final: "Booked."
 
 `arguments` may be a mapping or a raw string (sent exactly as written, to rehearse malformed
-JSON). `{today+N}` becomes the ISO date N days from today. `latency_seconds: 0.2` makes every
-decision take that long, to rehearse a real model's think time. Token usage is estimated from the
+JSON); an `unusable` entry rehearses a turn a provider adapter could not use. `{today+N}`
+becomes the ISO date N days from today. `latency_seconds: 0.2` makes every decision take that
+long, to rehearse a real model's think time. Token usage is estimated from the
 size of what a real model would have been sent (about four characters a token).
 """
 
@@ -28,6 +31,7 @@ from typing import Any
 import yaml
 
 from orchestrator.context import estimate_tokens
+from orchestrator.models.turns import MESSAGES, unusable
 from orchestrator.ports import ModelError, ModelRequest
 from orchestrator.records import codec
 from orchestrator.types import Decision, FinalAnswer, ModelTurn, ToolCall, Usage
@@ -116,10 +120,15 @@ def _latency(value: Any, path: Path) -> float:
 
 
 def _decision(entry: Any, index: int, path: Path) -> Decision:
+    if isinstance(entry, dict) and entry.get("unusable") in MESSAGES:
+        return unusable(entry["unusable"], str(entry.get("text", "")))
     if isinstance(entry, dict) and "final" in entry:
         return FinalAnswer(text=str(entry["final"]))
     if isinstance(entry, dict) and "tool" in entry:
         arguments = entry.get("arguments", {})
         raw = arguments if isinstance(arguments, str) else json.dumps(arguments, default=str)
         return ToolCall(call_id=f"call-{index}", tool=str(entry["tool"]), arguments=raw)
-    raise ValueError(f"{path}: step {index + 1} needs 'tool' (with 'arguments') or 'final'")
+    raise ValueError(
+        f"{path}: step {index + 1} needs 'tool' (with 'arguments'), 'final' or 'unusable' "
+        f"(one of {', '.join(MESSAGES)})"
+    )

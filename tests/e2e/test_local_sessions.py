@@ -93,9 +93,10 @@ def test_loop_detected_on_a_repeated_write(invoker: InProcessInvoker, database: 
     state = run(invoker, model)
 
     assert state.outcome is Outcome.LOOP_DETECTED
-    assert [s.invoked for s in state.steps] == [True, True, False]
+    # The repeat is answered with the first result, not run: the write runs once.
+    assert [s.invoked for s in state.steps] == [True, False, False]
     assert database.rows("SELECT tier FROM customers WHERE id = 'C-1003'") == [("silver",)]
-    assert database.rows("SELECT count(*) FROM lockgate_idempotency") == [(2,)]
+    assert database.rows("SELECT count(*) FROM lockgate_idempotency") == [(1,)]
 
 
 def test_unknown_tool_costs_a_turn_not_a_side_effect(

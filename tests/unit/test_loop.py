@@ -137,14 +137,19 @@ def test_step_limit_stops_with_partial_result() -> None:
     assert [p["output"] for p in state.partial_result()] == [{"tool": "customer_lookup"}] * 4
 
 
-def test_repeated_identical_call_is_a_loop_and_is_not_invoked_again() -> None:
+def test_repeated_identical_call_is_answered_from_the_earlier_result_then_a_loop() -> None:
     # Same arguments in another key order and spacing: still the same call.
     repeat = ToolCall(call_id="c", tool="customer_lookup", arguments='{ "customer_id" :"C-1001"}')
     state, invoker, _, _ = session([lookup("C-1001"), repeat], repeat_last=True)
 
     assert state.outcome is Outcome.LOOP_DETECTED
-    assert len(invoker.calls) == 2
+    # Invoked once: the repeat is answered with the first result, then the third ends it.
+    assert len(invoker.calls) == 1
     assert len(state.steps) == 3
+    second = state.steps[1]
+    assert not second.invoked and second.shown is not None
+    assert second.shown["details"]["previous_step"] == 1
+    assert second.shown["details"]["previous_result"] == state.steps[0].shown
     assert not state.steps[-1].invoked
 
 
@@ -157,7 +162,7 @@ def test_spelled_out_defaults_and_key_order_do_not_make_a_new_call() -> None:
     state, invoker, _, _ = session([plain, spelled, reordered, FinalAnswer(text="done")])
 
     assert state.outcome is Outcome.LOOP_DETECTED
-    assert len(invoker.calls) == 2
+    assert len(invoker.calls) == 1  # the second is answered from the first
 
 
 def test_the_principal_sent_is_always_the_sessions_own() -> None:
@@ -314,3 +319,18 @@ def test_applying_a_step_carries_every_other_field_over() -> None:
     assert after.usage_by_model == {"m": Usage(input_tokens=8, output_tokens=1)}
     assert (after.cost_usd, after.retries, len(after.steps)) == (0.75, 3, 1)
     assert after.guard.call_counts == {"k": 1}
+
+
+def test_a_read_repeated_after_a_write_runs_again() -> None:
+    # Read, write, read again to confirm: the second read must not be the stale first one.
+    update = call("customer_update", customer_id="C-1001", tier="silver")
+    state, invoker, _, _ = session(
+        [lookup("C-1001"), update, lookup("C-1001"), FinalAnswer(text="ok")]
+    )
+
+    assert state.outcome is Outcome.COMPLETED
+    assert [tool for tool, _ in invoker.calls] == [
+        "customer_lookup",
+        "customer_update",
+        "customer_lookup",
+    ]
