@@ -144,11 +144,12 @@ def base_limits(config: OrchestratorSettings) -> Limits:
     )
 
 
-def bedrock_model(model_id: str) -> Model:
-    """The default model factory: Bedrock Converse (prompt caching as configured)."""
-    from orchestrator.models.bedrock import BedrockModel
+def provider_model(model_id: str) -> Model:
+    """The default model factory: `bedrock:`/bare ids (Bedrock Converse, prompt caching as
+    configured), `openai:` and `anthropic:` (their SDKs must be in the function's package)."""
+    from orchestrator.models.specs import model_from_spec
 
-    return BedrockModel(model_id, prompt_cache=settings().prompt_cache)
+    return model_from_spec(model_id, prompt_cache=settings().prompt_cache)
 
 
 def lambda_invoker(config: OrchestratorSettings) -> ToolInvoker:
@@ -163,7 +164,7 @@ def worker(
     config: OrchestratorSettings,
     *,
     invoker: ToolInvoker | None = None,
-    models: ModelFactory = bedrock_model,
+    models: ModelFactory = provider_model,
     push: Observer | None = None,
     contracts: Sequence[ToolSpec] | None = None,
 ) -> Worker:
