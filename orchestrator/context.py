@@ -21,12 +21,10 @@ from pydantic_core import to_json
 
 from orchestrator.catalog import provider_schema
 from orchestrator.types import Exchange, FinalAnswer, Observation, Step, ToolCall
-from tools.kit.contract import ToolSpec
 
 __all__ = [
     "Exchange",
     "Transcript",
-    "call_shapes",
     "compact_result",
     "dated_prompt",
     "estimate_tokens",
@@ -37,36 +35,23 @@ if TYPE_CHECKING:
     from orchestrator.ports import ModelRequest
 
 
-def dated_prompt(base: str, now: float, time_zone: ZoneInfo, shapes: str = "") -> str:
+def dated_prompt(base: str, now: float, time_zone: ZoneInfo) -> str:
     """The system prompt with today's date and the user's time zone: relative dates ("in 10
-    days") are resolved from them, never from an example value in a tool description."""
-    return _dated_prompt(base, int(now // 60), time_zone, shapes)
+    days") are resolved from them, never from an example value in a tool description. (The
+    few-shot guidance is each tool's description: its contract's example, marked as one.)"""
+    return _dated_prompt(base, int(now // 60), time_zone)
 
 
 @functools.lru_cache(maxsize=64)
-def _dated_prompt(base: str, minute: int, time_zone: ZoneInfo, shapes: str) -> str:
+def _dated_prompt(base: str, minute: int, time_zone: ZoneInfo) -> str:
     # Built once a minute per prompt: this runs every step.
     local = dt.datetime.fromtimestamp(minute * 60, time_zone)
     return (
         f"{base}\n\nToday is {local:%A} {local.date().isoformat()}; the user's time zone is "
         f"{time_zone.key} (local time {local:%H:%M}). Resolve relative dates from today. Values "
         "in tool descriptions and examples only show the format: never reuse them as facts; "
-        f"take every value from the user's request or from tool results.{shapes}"
+        f"take every value from the user's request or from tool results."
     )
-
-
-def call_shapes(specs: Sequence[ToolSpec]) -> str:
-    """Few-shot guidance: one example call per tool whose contract declares `examples`
-    (placeholders that show the shape), or nothing when none does."""
-    lines = []
-    for spec in specs:
-        examples = getattr(spec, "examples", None) or ()
-        for example in list(examples)[:1]:
-            value = example.model_dump(mode="json") if hasattr(example, "model_dump") else example
-            lines.append(f"- {spec.name} {to_json(value, fallback=str).decode()}")
-    if not lines:
-        return ""
-    return "\n\nExample calls (the shape of each tool's arguments, not facts):\n" + "\n".join(lines)
 
 
 def shown_result(

@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 from orchestrator.catalog import Catalog, ValidCall
 from orchestrator.context import (
     Transcript,
-    call_shapes,
     compact_result,
     dated_prompt,
     estimate_tokens,
@@ -316,7 +315,6 @@ class _Live:
         self.source = principal
         self.transcript = Transcript()
         self.principal = principal.model_dump(mode="json")
-        self.shapes = call_shapes(catalog.visible_to(principal))
 
 
 class Orchestrator:
@@ -419,7 +417,7 @@ class Orchestrator:
         """Apply exactly one step (or end the session) and checkpoint it."""
         live = self._session(state)
         request = ModelRequest(
-            system=dated_prompt(self.system_prompt, self._clock(), self.time_zone, live.shapes),
+            system=dated_prompt(self.system_prompt, self._clock(), self.time_zone),
             request=state.request,
             exchanges=live.transcript.view(state.steps, self.limits.keep_recent_steps),
             tools=self.catalog.visible_to(state.principal),

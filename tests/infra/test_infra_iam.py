@@ -16,7 +16,9 @@ from infra.stacks.api import (
     WEBSOCKET_HANDLER,
     WORKER_HANDLER,
 )
+from infra.stacks.sessions import OWNER_INDEX
 from infra.wiring import Lockgate
+from orchestrator.sessions.dynamodb import OWNER_INDEX as STORE_OWNER_INDEX
 from tools.registry import CONTRACTS
 
 LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
@@ -184,8 +186,19 @@ def test_the_api_function_cannot_invoke_tools_or_models(
         if statement.actions <= LOGS:
             continue
         (resource,) = statement.resources
+        if statement.raw.get("Sid") == "SessionsByOwner":
+            # Only the owner index, for listing a caller's sessions.
+            assert statement.actions == {"dynamodb:Query"}
+            table, suffix = resource["Fn::Join"][1]
+            assert _session_resource(assembly, api, table) == "SessionsTable"
+            assert suffix == f"/index/{OWNER_INDEX}"
+            continue
         expected = "SessionsQueue" if statement.actions == {"sqs:SendMessage"} else "SessionsTable"
         assert _session_resource(assembly, api, resource) == expected
+
+
+def test_the_owner_index_is_the_one_the_store_queries() -> None:
+    assert OWNER_INDEX == STORE_OWNER_INDEX
 
 
 def test_the_dead_letter_function_cannot_send_or_invoke_anything(

@@ -76,7 +76,16 @@ def test_table_is_on_demand_with_pitr_ttl_and_retained(
     assert {a["AttributeName"]: a["AttributeType"] for a in properties["AttributeDefinitions"]} == {
         "pk": "S",
         "sk": "S",
+        "owner": "S",
+        "created_at": "N",
     }
+    (index,) = properties["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "by-owner"
+    assert index["KeySchema"] == [
+        {"AttributeName": "owner", "KeyType": "HASH"},
+        {"AttributeName": "created_at", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"]["ProjectionType"] == "INCLUDE"  # never the steps or events
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert properties["TimeToLiveSpecification"] == {

@@ -288,6 +288,7 @@ def test_rest_api_routes_all_go_to_the_api_function(assembly: Assembly, lockgate
         properties = method["Properties"]
         routes[f"{properties['HttpMethod']} {path(properties['ResourceId'])}"] = properties
     assert set(routes) == {
+        "GET /sessions",
         "POST /sessions",
         "GET /sessions/{id}",
         "GET /sessions/{id}/events",

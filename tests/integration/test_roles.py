@@ -6,6 +6,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
+from orchestrator.sessions.postgres import install
 from tests.conftest import Database
 from tools.customer_lookup.contract import SPEC as LOOKUP
 from tools.customer_update.contract import SPEC as UPDATE
@@ -71,7 +72,8 @@ def test_row_level_security_hides_other_tenants(database: Database) -> None:
 def test_tool_roles_are_not_privileged(database: Database) -> None:
     rows = database.rows(
         "SELECT rolname, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls FROM pg_roles"
-        " WHERE rolname LIKE 'lockgate\\_%%' AND rolname <> 'lockgate' ORDER BY rolname"
+        " WHERE rolname LIKE 'lockgate\\_%%' AND rolname NOT IN ('lockgate', 'lockgate_runtime')"
+        " ORDER BY rolname"
     )
     assert rows == [
         (s.db_role, False, False, False, False)
@@ -84,3 +86,14 @@ def test_a_tool_sees_only_its_own_idempotency_keys(database: Database) -> None:
         "INSERT INTO lockgate_idempotency (tool_role, key, request_hash) VALUES ('lockgate_customer_update', 'k', 'h') RETURNING key"
     )
     assert run_as(database, BOOK, "SELECT key FROM lockgate_idempotency") == []
+
+
+@pytest.mark.parametrize("table", ["sessions", "steps", "events", "queue"])
+def test_no_tool_role_reaches_the_session_runtime(database: Database, table: str) -> None:
+    # Given the runtime's schema on the same database, as `lockgate serve` installs it
+    with psycopg.connect(database.admin_url, autocommit=True) as conn:
+        install(conn)
+    # Then no tool can read or write sessions, checkpoints, events or the queue
+    for spec in (s for s in CONTRACTS if s.needs_database):
+        with pytest.raises(errors.InsufficientPrivilege):
+            run_as(database, spec, f"SELECT * FROM lockgate_runtime.{table}")

@@ -4,11 +4,9 @@ checkpoints written before these fields existed still load."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.catalog import Catalog
-from orchestrator.context import call_shapes
 from orchestrator.limits import LoopGuard
 from orchestrator.loop import Orchestrator
 from orchestrator.ports import ModelRequest
@@ -16,8 +14,7 @@ from orchestrator.records import as_data, codec
 from orchestrator.stores.memory import MemoryStore
 from orchestrator.types import FinalAnswer, ModelTurn, SessionState, Unusable
 from tests.fakes import ALICE, RecordingInvoker
-from tools.customer_lookup.contract import SPEC as LOOKUP
-from tools.kit.contract import ToolSpec
+from tools.kit.contract import EXAMPLE_NOTE
 from tools.registry import CONTRACTS
 
 
@@ -56,34 +53,11 @@ def test_the_model_is_told_the_date_in_the_users_time_zone() -> None:
     assert system.startswith(orchestrator.system_prompt)
 
 
-@dataclass(frozen=True)
-class SpecWithExamples(ToolSpec):
-    examples: tuple[dict[str, Any], ...] = ()
-
-
-def test_declared_examples_become_call_shapes_and_none_add_nothing() -> None:
-    spec = SpecWithExamples(
-        name=LOOKUP.name,
-        description=LOOKUP.description,
-        input=LOOKUP.input,
-        output=LOOKUP.output,
-        scopes=LOOKUP.scopes,
-        db_privileges=LOOKUP.db_privileges,
-        examples=({"customer_id": "C-0000"}, {"customer_id": "C-9999"}),
-    )
-    shapes = call_shapes([spec])
-
-    assert 'customer_lookup {"customer_id":"C-0000"}' in shapes
-    assert "C-9999" not in shapes  # one per tool
-    bare = SpecWithExamples(
-        name=LOOKUP.name,
-        description=LOOKUP.description,
-        input=LOOKUP.input,
-        output=LOOKUP.output,
-        scopes=LOOKUP.scopes,
-        db_privileges=LOOKUP.db_privileges,
-    )
-    assert call_shapes([bare]) == ""
+def test_every_tool_description_carries_its_example_marked_as_one() -> None:
+    # The few-shot guidance a weak model gets: one example per tool, in the schema it reads.
+    for spec in CONTRACTS:
+        assert spec.examples, spec.name
+        assert EXAMPLE_NOTE in spec.description
 
 
 def test_checkpoints_from_before_the_new_fields_still_load() -> None:

@@ -10,7 +10,7 @@ from infra.stacks.api import SESSION_OPTIONS_SCHEMA
 from local.cli import build_parser
 from local.evaluation.cases import CaseLimits
 from orchestrator.limits import DEFAULT_MAX_STEPS, MAX_STEPS_CEILING, Limits
-from orchestrator.sessions import SessionOptions
+from orchestrator.sessions.record import SessionOptions
 from orchestrator.settings import OrchestratorSettings
 
 MODELS: list[type[BaseModel]] = [Limits, OrchestratorSettings, LockgateConfig, CaseLimits]
