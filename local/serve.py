@@ -17,6 +17,7 @@ import contextlib
 import os
 import signal
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -61,6 +62,7 @@ def local_stack(
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     # Metrics are CloudWatch EMF lines on stdout: noise on a terminal.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    warnings.filterwarnings("ignore", "No application metrics to publish")
     with (
         database_server() as admin_url,
         upstream_services() as upstreams,
