@@ -151,6 +151,10 @@ def _untitled(node: Any) -> Any:
 @functools.cache
 def _schema_cached(spec_name: str, input_model: type[Any]) -> dict[str, Any]:
     schema: dict[str, Any] = _untitled(input_model.model_json_schema())
+    root = schema.get("$ref")
+    if isinstance(root, str) and root.startswith("#/$defs/"):
+        # A self-referencing model is written as a reference: every provider wants the object.
+        schema = {**schema["$defs"][root.removeprefix("#/$defs/")], "$defs": schema["$defs"]}
     schema.pop("description", None)
     return schema
 

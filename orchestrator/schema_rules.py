@@ -242,7 +242,8 @@ def all_required(schema: dict[str, Any]) -> dict[str, Any]:
                 props[name] = converted
             out["properties"] = props
             out["required"] = list(props)
-            out["additionalProperties"] = False
+            # Closed where nothing was said; a declared map stays a map, for the check to refuse.
+            out.setdefault("additionalProperties", False)
         return out
 
     result: dict[str, Any] = walk(schema)
