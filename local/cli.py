@@ -189,6 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="print a locally signed token for `lockgate serve`")
     token.add_argument("--user", default="alice", help=f"local user: {', '.join(LOCAL_USERS)}")
 
+    mcp = sub.add_parser("mcp", help="serve the tool catalog over MCP (stdio or streamable HTTP)")
+    mcp.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    mcp.add_argument("--user", default="alice", help="stdio: the local user the calls act for")
+    mcp.add_argument("--port", type=int, default=8788, help="http: port on 127.0.0.1")
+    mcp.add_argument(
+        "--invoker",
+        choices=["local", "lambda"],
+        default="local",
+        help="tools in-process on the local stack, or the deployed functions",
+    )
+
     openapi = sub.add_parser("openapi", help="write the sessions API's OpenAPI document")
     openapi.add_argument("--out", default="docs/openapi.json")
     return parser
@@ -228,6 +239,22 @@ def _openapi(args: argparse.Namespace, out: TextIO) -> int:
     Path(args.out).write_text(openapi_document() + "\n")
     print(f"wrote {args.out}", file=out)
     return 0
+
+
+def _mcp(args: argparse.Namespace, out: TextIO) -> int:
+    from local import mcp
+
+    principal = LOCAL_USERS.get(args.user)
+    if args.transport == "stdio" and principal is None:
+        raise UsageError(f"--user {args.user!r}: unknown; local users are {', '.join(LOCAL_USERS)}")
+    return mcp.run(
+        transport=args.transport,
+        principal=principal,
+        port=args.port,
+        home=home(),
+        invoker=args.invoker,
+        out=out,
+    )
 
 
 def _serve(args: argparse.Namespace, out: TextIO) -> int:
@@ -282,6 +309,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "token": _token,
     "openapi": _openapi,
     "serve": _serve,
+    "mcp": _mcp,
     "demo": _session,
     "run": _session,
 }

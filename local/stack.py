@@ -144,20 +144,15 @@ def provision(
     admin_url: str,
     *,
     upstreams: Mapping[str, str] | None = None,
-    upstream_url: str | None = None,
     specs: Iterable[ToolSpec] = CONTRACTS,
     with_demo_data: bool = True,
 ) -> dict[str, ToolSettings]:
     """Migrate, set every tool role's password, load demo data; return each tool's settings.
 
-    `upstreams` maps upstream names to base URLs (see `upstream_services`). `upstream_url`
-    is the older form: one URL for every declared upstream, kept for callers that start a
-    single stand-in themselves.
+    `upstreams` maps upstream names to base URLs (see `upstream_services`).
     """
     specs = tuple(specs)
-    if upstreams is None:
-        declared = {spec.upstream for spec in specs if spec.upstream is not None}
-        upstreams = dict.fromkeys(declared, upstream_url) if upstream_url is not None else {}
+    upstreams = upstreams or {}
     every = role_passwords(spec.db_role for spec in specs if spec.needs_database)
     passwords = {spec.db_role: every[spec.db_role] for spec in specs if spec.needs_database}
     with psycopg.connect(admin_url, autocommit=True) as conn:

@@ -7,12 +7,13 @@ or an exact error for the model, before anything is invoked.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_core import from_json
+from pydantic_core import from_json, to_json
 
+from orchestrator import schema_rules
 from orchestrator.limits import Limits
 from orchestrator.records import record
 from orchestrator.types import ErrorKind, Observation, Principal, ToolCall
@@ -150,6 +151,10 @@ def _untitled(node: Any) -> Any:
 @functools.cache
 def _schema_cached(spec_name: str, input_model: type[Any]) -> dict[str, Any]:
     schema: dict[str, Any] = _untitled(input_model.model_json_schema())
+    root = schema.get("$ref")
+    if isinstance(root, str) and root.startswith("#/$defs/"):
+        # A self-referencing model is written as a reference: every provider wants the object.
+        schema = {**schema["$defs"][root.removeprefix("#/$defs/")], "$defs": schema["$defs"]}
     schema.pop("description", None)
     return schema
 
@@ -159,74 +164,114 @@ def provider_schema(spec: ToolSpec) -> dict[str, Any]:
     return _schema_cached(spec.name, spec.input)
 
 
-def bedrock_tools(specs: Iterable[ToolSpec]) -> list[dict[str, Any]]:
-    """Bedrock Converse `toolConfig.tools`."""
-    return [
-        {
-            "toolSpec": {
-                "name": s.name,
-                "description": s.description,
-                "inputSchema": {"json": provider_schema(s)},
-            }
-        }
-        for s in specs
-    ]
+def _key(spec: ToolSpec) -> tuple[str, str, type[Any]]:
+    return (spec.name, spec.description, spec.input)
 
 
-def anthropic_tools(specs: Iterable[ToolSpec]) -> list[dict[str, Any]]:
-    """Anthropic Messages API `tools`."""
-    return [
-        {"name": s.name, "description": s.description, "input_schema": provider_schema(s)}
-        for s in specs
-    ]
+def _exported(
+    format_name: str, build: Callable[[ToolSpec], dict[str, Any]]
+) -> Callable[[Iterable[ToolSpec]], list[dict[str, Any]]]:
+    """An export: each tool built once per contract, every list checked once against the
+    format's published rules (`schema_rules`); a contract that cannot be expressed raises
+    `UnexpressibleContract`. Callers must not mutate the definitions."""
+    by_key: dict[tuple[str, str, type[Any]], ToolSpec] = {}
+
+    @functools.lru_cache(maxsize=256)
+    def checked(keys: tuple[tuple[str, str, type[Any]], ...]) -> tuple[dict[str, Any], ...]:
+        return tuple(schema_rules.ensure([build(by_key[k]) for k in keys], format_name))
+
+    def export(specs: Iterable[ToolSpec]) -> list[dict[str, Any]]:
+        keys = []
+        for spec in specs:
+            key = _key(spec)
+            by_key.setdefault(key, spec)
+            keys.append(key)
+        return list(checked(tuple(keys)))
+
+    export.__name__ = f"{format_name.replace('-', '_')}_tools"
+    return export
 
 
-def mcp_tools(specs: Iterable[ToolSpec]) -> list[dict[str, Any]]:
-    """MCP `tools/list` entries."""
-    return [
-        {"name": s.name, "description": s.description, "inputSchema": provider_schema(s)}
-        for s in specs
-    ]
+def _bedrock(spec: ToolSpec, *, strict: bool) -> dict[str, Any]:
+    schema = provider_schema(spec)
+    tool: dict[str, Any] = {"name": spec.name, "description": spec.description}
+    if strict:
+        tool["inputSchema"] = {"json": schema_rules.for_grammar(schema, schema_rules.CLAUDE_STRICT)}
+        tool["strict"] = True
+    else:
+        tool["inputSchema"] = {"json": schema}
+    return {"toolSpec": tool}
 
 
-def _strict(schema: dict[str, Any]) -> dict[str, Any]:
-    """OpenAI strict mode: every property required (optional ones nullable), no extras."""
-    out = dict(schema)
-    if out.get("type") == "object" and "properties" in out:
-        required = set(out.get("required", []))
-        props: dict[str, Any] = {}
-        for name, original in out["properties"].items():
-            prop = _strict(original)
-            prop.pop("default", None)
-            prop.pop("title", None)
-            if name not in required and "anyOf" not in prop:
-                prop = {"anyOf": [prop, {"type": "null"}]}
-            props[name] = prop
-        out["properties"] = props
-        out["required"] = list(props)
-        out["additionalProperties"] = False
-    return out
+def _anthropic(spec: ToolSpec, *, strict: bool) -> dict[str, Any]:
+    tool: dict[str, Any] = {"name": spec.name, "description": spec.description}
+    if strict:
+        tool["input_schema"] = schema_rules.for_grammar(
+            provider_schema(spec), schema_rules.CLAUDE_STRICT
+        )
+        tool["strict"] = True
+    else:
+        tool["input_schema"] = provider_schema(spec)
+    return tool
 
 
-def openai_tools(specs: Iterable[ToolSpec]) -> list[dict[str, Any]]:
-    """OpenAI Chat Completions `tools` in strict mode."""
-    return [
-        {
-            "type": "function",
-            "function": {
-                "name": s.name,
-                "description": s.description,
-                "parameters": _strict(provider_schema(s)),
-                "strict": True,
-            },
-        }
-        for s in specs
-    ]
+def _mcp(spec: ToolSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "inputSchema": provider_schema(spec),
+    }
 
 
-EXPORTS = {
+def _openai(spec: ToolSpec) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": spec.name,
+            "description": spec.description,
+            "parameters": schema_rules.for_grammar(
+                provider_schema(spec), schema_rules.OPENAI_STRICT
+            ),
+            "strict": True,
+        },
+    }
+
+
+bedrock_tools = _exported("bedrock", functools.partial(_bedrock, strict=False))
+"""Bedrock Converse `toolConfig.tools`."""
+bedrock_strict_tools = _exported("bedrock-strict", functools.partial(_bedrock, strict=True))
+"""Bedrock Converse `toolConfig.tools` with `strict: true` (structured outputs)."""
+anthropic_tools = _exported("anthropic", functools.partial(_anthropic, strict=False))
+"""Anthropic Messages API `tools`."""
+anthropic_strict_tools = _exported("anthropic-strict", functools.partial(_anthropic, strict=True))
+"""Anthropic Messages API `tools` with strict tool use."""
+mcp_tools = _exported("mcp", _mcp)
+"""MCP `tools/list` entries."""
+openai_tools = _exported("openai", _openai)
+"""OpenAI Chat Completions `tools` in strict mode: every property required, an optional one
+nullable (null means "use the default": see `from_strict_arguments`)."""
+
+
+def from_strict_arguments(spec: ToolSpec, arguments: str) -> str:
+    """Arguments produced under OpenAI strict mode, made what the contract expects: a null
+    that only stands for an omitted optional property is removed, so its default applies.
+    Anything else (including text that is not JSON) is returned unchanged for pre-validation
+    to judge."""
+    try:
+        parsed = from_json(arguments)
+    except ValueError:
+        return arguments
+    cleaned = schema_rules.drop_strict_nulls(provider_schema(spec), parsed)
+    if cleaned == parsed:
+        return arguments
+    return to_json(cleaned).decode()
+
+
+EXPORTS: dict[str, Callable[[Iterable[ToolSpec]], list[dict[str, Any]]]] = {
     "bedrock": bedrock_tools,
+    "bedrock-strict": bedrock_strict_tools,
     "anthropic": anthropic_tools,
+    "anthropic-strict": anthropic_strict_tools,
     "mcp": mcp_tools,
     "openai": openai_tools,
 }

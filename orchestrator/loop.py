@@ -22,6 +22,7 @@ from orchestrator.context import (
     estimate_tokens,
     shown_result,
 )
+from orchestrator.gate import ToolGate
 from orchestrator.limits import Limits, LoopGuard, call_key
 from orchestrator.ports import (
     Event,
@@ -36,7 +37,6 @@ from orchestrator.ports import (
 )
 from orchestrator.pricing import Price, PriceTable
 from orchestrator.records import as_data, record
-from orchestrator.retry import is_transient, retrying
 from orchestrator.types import (
     Budget,
     ErrorKind,
@@ -357,8 +357,7 @@ class Orchestrator:
         self.time_zone = ZoneInfo(time_zone)  # the user's: today's date is told in it
         self._writers = frozenset(spec.name for spec in catalog.specs if spec.writes)
         self._clock = clock
-        self._sleep = sleep
-        self._rng = rng  # built on the first retry: seeding one reads the OS entropy pool
+        self.gate = ToolGate(catalog, invoker, self.limits, clock=clock, sleep=sleep, rng=rng)
 
     def start(self, session_id: str, request: str, principal: Principal) -> SessionState:
         """Create and checkpoint a new session."""
@@ -395,11 +394,6 @@ class Orchestrator:
         if price is None:
             price = self._price_of[model_id] = self.prices.price(model_id)
         return price.of(usage)
-
-    def _jitter(self) -> random.Random:
-        if self._rng is None:
-            self._rng = random.Random()  # noqa: S311  # jitter, not cryptography
-        return self._rng
 
     def _affordable(
         self, state: SessionState, model: Model, request: ModelRequest
@@ -496,27 +490,8 @@ class Orchestrator:
         return state
 
     def _invoke(self, state: SessionState, planned: Invoke) -> tuple[Observation, int]:
-        """Invoke once, retrying transient failures; every call carries its idempotency key,
-        so a retried write cannot write twice."""
-        envelope = {
-            "principal": dict(self._session(state).principal),
-            "input": planned.call.input,
-            "idempotency_key": planned.idempotency_key,
-        }
+        """Invoke through the gate (retrying transient failures), reporting each retry."""
         tool = planned.call.spec.name
-        first = self.invoker.invoke(tool, envelope)
-        if not is_transient(first) or self.limits.tool_attempts == 1:
-            return first, 1  # the common case: no retry machinery is built
-        deadline = self._deadline(state)
-        attempts = 1
-        pending: list[Observation] = [first]
-
-        def attempt() -> Observation:
-            nonlocal attempts
-            if pending:  # the first attempt already happened above
-                return pending.pop()
-            attempts += 1
-            return self.invoker.invoke(tool, envelope)
 
         def on_retry(attempt_number: int, delay: float, observation: Observation) -> None:
             self._emit(
@@ -528,18 +503,13 @@ class Orchestrator:
                 message=observation.message,
             )
 
-        controller = retrying(
-            attempts=self.limits.tool_attempts,
-            base=self.limits.retry_base_seconds,
-            cap=self.limits.retry_max_seconds,
-            rng=self._jitter(),
-            sleep=self._sleep,
-            clock=self._clock,
-            deadline=deadline,
+        return self.gate.invoke(
+            planned.call,
+            self._session(state).principal,
+            planned.idempotency_key,
+            deadline=self._deadline(state),
             on_retry=on_retry,
         )
-        observation: Observation = controller(attempt)
-        return observation, attempts
 
     def _synthesize(self, state: SessionState, router_end: Finish) -> tuple[SessionState, Finish]:
         """Let the synthesizer write the answer from the observations, if the budget allows."""

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import openai
 
-from orchestrator.catalog import openai_tools, provider_schema
+from orchestrator.catalog import from_strict_arguments, openai_tools
 from orchestrator.models.turns import (
     RawCall,
     RetryPolicy,
@@ -160,33 +160,13 @@ class OpenAIModel:
 
 
 def _without_strict_nulls(call: ToolCall, specs: Sequence[ToolSpec]) -> ToolCall:
-    """Strict mode makes every property required, an optional one nullable: a `null` for a
-    property the contract leaves optional (and does not itself allow null) means "not given",
-    so it is dropped and the contract's default applies. Nothing else is touched."""
+    """Strict mode makes every property required, an optional one nullable: a `null` that only
+    stands for an omitted optional property is dropped (`catalog.from_strict_arguments`), so
+    the contract's default applies. Nothing else is touched."""
     spec = next((s for s in specs if s.name == call.tool), None)
-    if spec is None or "null" not in call.arguments:
+    if spec is None:
         return call
-    try:
-        parsed = json.loads(call.arguments)
-    except (ValueError, RecursionError):
-        return call
-    if not isinstance(parsed, dict):
-        return call
-    schema = provider_schema(spec)
-    required = set(schema.get("required", ()))
-    properties = schema.get("properties", {})
-    dropped = {
-        name
-        for name, value in parsed.items()
-        if value is None
-        and name in properties
-        and name not in required
-        and "anyOf" not in properties[name]
-    }
-    if not dropped:
-        return call
-    kept = {name: value for name, value in parsed.items() if name not in dropped}
-    return replace(call, arguments=json.dumps(kept, ensure_ascii=False))
+    return replace(call, arguments=from_strict_arguments(spec, call.arguments))
 
 
 def _stop(response: Any) -> Stop:
