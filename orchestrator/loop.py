@@ -8,6 +8,7 @@ and checkpoints every step before the next model call.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -61,6 +62,7 @@ SYNTHESIS_PROMPT = (
 # Output tokens assumed for a model's next call before it has answered once.
 FIRST_OUTPUT_ESTIMATE = 200
 _NO_ESTIMATE = Usage()
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @record
@@ -91,6 +93,30 @@ class Finish:
 
 
 Plan = Invoke | Reject | Finish
+
+
+def valid_text(text: str) -> str:
+    """`text` with every lone surrogate (a code point that is not a character) replaced by
+    U+FFFD. Model output may contain them; no checkpoint, event or prompt can carry them."""
+    if text.isascii():
+        return text
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def storable(turn: ModelTurn) -> ModelTurn:
+    """The turn as it is recorded, published and shown to the model again: valid Unicode.
+
+    Planning looks at the model's own text (arguments that are not valid Unicode are rejected
+    by the catalog); everything kept afterwards is this. The same turn when nothing changes."""
+    decision = turn.decision
+    if isinstance(decision, FinalAnswer):
+        text = valid_text(decision.text)
+        return turn if text == decision.text else replace(turn, decision=FinalAnswer(text=text))
+    tool, arguments = valid_text(decision.tool), valid_text(decision.arguments)
+    call_id = valid_text(decision.call_id)
+    if (tool, arguments, call_id) == (decision.tool, decision.arguments, decision.call_id):
+        return turn
+    return replace(turn, decision=ToolCall(call_id=call_id, tool=tool, arguments=arguments))
 
 
 def next_call_estimate(state: SessionState, request: ModelRequest) -> Usage:
@@ -145,13 +171,15 @@ def plan(state: SessionState, turn: ModelTurn, catalog: Catalog, limits: Limits)
     """Decide, in code, what the model's turn leads to."""
     decision = turn.decision
     if isinstance(decision, FinalAnswer):
-        return Finish(Outcome.COMPLETED, "the model gave a final answer", decision.text)
+        answer = valid_text(decision.text)
+        return Finish(Outcome.COMPLETED, "the model gave a final answer", answer)
     prepared = catalog.prepare(decision, state.principal, limits)
+    tool = valid_text(decision.tool)  # part of the key and the reason, both checkpointed
     if isinstance(prepared, Observation):
-        key = call_key(decision.tool, decision.arguments)
+        key = call_key(tool, decision.arguments)
     else:
-        key = call_key(decision.tool, prepared.input)
-    repeated = state.guard.repeated_call(key, decision.tool, limits)
+        key = call_key(tool, prepared.input)
+    repeated = state.guard.repeated_call(key, tool, limits)
     if repeated is not None:
         return Finish(Outcome.LOOP_DETECTED, repeated)
     if isinstance(prepared, Observation):
@@ -364,14 +392,15 @@ class Orchestrator:
         if stop is not None:
             return self._end(state, stop)
         try:
-            turn = self.model.decide(request)
+            proposed = self.model.decide(request)
         except ModelError as exc:
             return self._end(state, Finish(Outcome.ERROR, f"model failed: {exc}"))
+        turn = storable(proposed)
         cost = self._cost(turn.model_id, turn.usage)
         decision = turn.decision
         if isinstance(decision, ToolCall) and self._publishing:
             self._emit(state, "model_proposed", tool=decision.tool, arguments=decision.arguments)
-        planned = plan(state, turn, self.catalog, self.limits)
+        planned = plan(state, proposed, self.catalog, self.limits)
         if isinstance(planned, Finish):
             state = apply(state, turn, None, limits=self.limits, cost=cost)
             if planned.outcome is Outcome.COMPLETED and self.synthesizer is not None:
@@ -476,7 +505,7 @@ class Orchestrator:
         if self._affordable(state, self.synthesizer, request) is not None:
             return state, router_end
         try:
-            turn = self.synthesizer.decide(request)
+            turn = storable(self.synthesizer.decide(request))
         except ModelError:
             return state, router_end
         state = add_synthesis(state, turn, self._cost(turn.model_id, turn.usage))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic_core import PydanticSerializationError
 
 from orchestrator.context import estimate_tokens
 from orchestrator.ports import ModelError, ModelRequest
@@ -94,12 +95,20 @@ class ScriptedModel:
         decision = self._decisions[position]
         if isinstance(decision, ToolCall):
             decision = replace(decision, call_id=f"call-{len(request.exchanges)}")
-        output = len(codec(type(decision)).dump_json(decision)) // 4
+        output = _json_size(decision) // 4
         return ModelTurn(
             decision=decision,
             usage=Usage(input_tokens=estimate_tokens(request), output_tokens=max(1, output)),
             model_id=self.model_id,
         )
+
+
+def _json_size(decision: Decision) -> int:
+    """Size of the decision as JSON, which a provider would have produced."""
+    try:
+        return len(codec(type(decision)).dump_json(decision))
+    except PydanticSerializationError:  # text that is not valid Unicode, rehearsed on purpose
+        return len(json.dumps(codec(type(decision)).dump_python(decision, mode="json")))
 
 
 def _decision(entry: Any, index: int, path: Path) -> Decision:
