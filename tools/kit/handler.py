@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -35,7 +36,9 @@ if TYPE_CHECKING:  # the driver is imported on first database use, not at cold s
 InputT = TypeVar("InputT", bound=StrictInput)
 OutputT = TypeVar("OutputT", bound=ToolOutput)
 
-logger = Logger(service="lockgate-tool")
+# stderr: Lambda sends it to CloudWatch as it does stdout, and locally stdout is the command's
+# own output (`lockgate run --json` prints a document there that must stay pure JSON).
+logger = Logger(service="lockgate-tool", stream=sys.stderr)
 
 
 @dataclass(frozen=True)
