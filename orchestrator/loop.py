@@ -189,6 +189,20 @@ def plan(state: SessionState, turn: ModelTurn, catalog: Catalog, limits: Limits)
     )
 
 
+def unavailable(tool: str, observation: Observation, attempts: int) -> Finish | None:
+    """The end of a session whose tool lost what it depends on (its database, say): a transient
+    failure that names its `dependency` and outlasted every retry. The model cannot repair
+    infrastructure, so this is an error of its own, not a step to show it again."""
+    dependency = observation.details.get("dependency") if is_transient(observation) else None
+    if not isinstance(dependency, str) or not dependency:
+        return None
+    return Finish(
+        Outcome.ERROR,
+        f"{valid_text(dependency)[:80]} unavailable: {tool} failed with a transient error "
+        f"on all {attempts} attempt(s)",
+    )
+
+
 def _advance(
     state: SessionState,
     turn: ModelTurn,
@@ -438,6 +452,9 @@ class Orchestrator:
                 attempts=attempts,
                 call_key=planned.call_key,
             )
+            lost = unavailable(planned.call.spec.name, observation, attempts)
+            if lost is not None:
+                return self._end(state, lost)
         self.store.save(state)
         repeated = state.guard.repeated_error(self.limits)
         if repeated is not None:
