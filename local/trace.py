@@ -1,13 +1,33 @@
-"""A step trace for people: one line per event, printed as it happens."""
+"""A step trace for people: one line per event, printed as it happens.
+
+Tool names, arguments, answers and results are chosen by the model (or by data it wrote):
+control characters in them are shown escaped, never sent to the terminal, so no output can
+clear the screen, set the window title, recolour or forge trace lines.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TextIO
 
 from orchestrator.ports import Event
 
 _WIDTH = 400
+# C0 and C1 controls (ESC, CSI, BEL, carriage return, ...), DEL, bidirectional overrides and
+# lone surrogates (which no terminal encoding can write); a newline only where allowed.
+_UNSAFE = "\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_UNSAFE_IN_LINE = re.compile(f"[{_UNSAFE}\n]")
+_UNSAFE_IN_TEXT = re.compile(f"[{_UNSAFE}]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
+def printable(text: str, *, newlines: bool = False) -> str:
+    """`text` safe for a terminal: every control character written as an escape (`\\x1b`)."""
+    return (_UNSAFE_IN_TEXT if newlines else _UNSAFE_IN_LINE).sub(_escaped, text)
 
 
 def _short(value: Any) -> str:
@@ -22,8 +42,8 @@ class TracePrinter:
         self._out = out
         self.events: list[Event] = []
 
-    def _line(self, text: str) -> None:
-        print(text, file=self._out, flush=True)
+    def _line(self, text: str, *, newlines: bool = False) -> None:
+        print(printable(text, newlines=newlines), file=self._out, flush=True)
 
     def publish(self, event: Event) -> None:
         """Print one event."""
@@ -51,7 +71,7 @@ class TracePrinter:
                 f"retrying in {d['delay_seconds']:.2f} s"
             )
         elif event.kind == "final":
-            self._line(f"final answer: {d['answer']}")
+            self._line(f"final answer: {d['answer']}", newlines=True)
             self._summary(d)
         elif event.kind == "stopped":
             self._line(f"stopped: {d['reason']}")

@@ -59,6 +59,16 @@ def _shape_problem(value: Any, limits: Limits) -> tuple[str, str] | None:
     return None
 
 
+def _not_unicode(text: str) -> str:
+    """Where text stops being valid Unicode, for the model (the text itself cannot be shown)."""
+    at = next((i for i, c in enumerate(text) if "\ud800" <= c <= "\udfff"), None)
+    where = f" at character {at} (U+{ord(text[at]):04X})" if at is not None else ""
+    return (
+        f"arguments are not valid JSON: not valid Unicode text, a lone surrogate{where}; "
+        "send complete characters only"
+    )
+
+
 class Catalog:
     """All registered tools, and the subset each principal may be shown."""
 
@@ -103,7 +113,7 @@ class Catalog:
         try:
             parsed = from_json(call.arguments)
         except TypeError:  # the text itself is not valid Unicode (a lone surrogate)
-            return _rejected("arguments are not valid JSON: not valid Unicode text")
+            return _rejected(_not_unicode(call.arguments))
         except ValueError as exc:
             if "recursion limit" in str(exc):  # the parser's own nesting limit
                 return _rejected(

@@ -8,6 +8,7 @@ and checkpoints every step before the next model call.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -37,6 +38,7 @@ from orchestrator.ports import (
 )
 from orchestrator.pricing import Price, PriceTable
 from orchestrator.records import as_data, record
+from orchestrator.retry import is_transient
 from orchestrator.types import (
     Budget,
     ErrorKind,
@@ -66,6 +68,7 @@ SYNTHESIS_PROMPT = (
 # Output tokens assumed for a model's next call before it has answered once.
 FIRST_OUTPUT_ESTIMATE = 200
 _NO_ESTIMATE = Usage()
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @record
@@ -98,6 +101,39 @@ class Finish:
 
 
 Plan = Invoke | Reject | Finish
+
+
+def valid_text(text: str) -> str:
+    """`text` with every lone surrogate (a code point that is not a character) replaced by
+    U+FFFD. Model output may contain them; no checkpoint, event or prompt can carry them."""
+    if text.isascii():
+        return text
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def storable(turn: ModelTurn) -> ModelTurn:
+    """The turn as it is recorded, published and shown to the model again: valid Unicode.
+
+    Planning looks at the model's own text (arguments that are not valid Unicode are rejected
+    by the catalog); everything kept afterwards is this. The same turn when nothing changes."""
+    decision = turn.decision
+    if isinstance(decision, FinalAnswer):
+        text = valid_text(decision.text)
+        return turn if text == decision.text else replace(turn, decision=FinalAnswer(text=text))
+    if isinstance(decision, Unusable):
+        text = valid_text(decision.text)
+        return (
+            turn if text == decision.text else replace(turn, decision=replace(decision, text=text))
+        )
+    cleaned = replace(
+        decision,
+        call_id=valid_text(decision.call_id),
+        tool=valid_text(decision.tool),
+        arguments=valid_text(decision.arguments),
+        reason=None if decision.reason is None else valid_text(decision.reason),
+        ignored=tuple(valid_text(name) for name in decision.ignored),
+    )
+    return turn if cleaned == decision else replace(turn, decision=cleaned)
 
 
 def next_call_estimate(state: SessionState, request: ModelRequest) -> Usage:
@@ -177,15 +213,17 @@ def plan(state: SessionState, turn: ModelTurn, catalog: Catalog, limits: Limits)
     """Decide, in code, what the model's turn leads to."""
     decision = turn.decision
     if isinstance(decision, FinalAnswer):
-        return Finish(Outcome.COMPLETED, "the model gave a final answer", decision.text)
+        answer = valid_text(decision.text)
+        return Finish(Outcome.COMPLETED, "the model gave a final answer", answer)
     if isinstance(decision, Unusable):
         return Reject(observation=_unusable(decision), call_key=f"(unusable):{decision.problem}")
     prepared = catalog.prepare(decision, state.principal, limits)
+    tool = valid_text(decision.tool)  # part of the key and the reason, both checkpointed
     if isinstance(prepared, Observation):
-        key = call_key(decision.tool, decision.arguments)
+        key = call_key(tool, decision.arguments)
     else:
-        key = call_key(decision.tool, prepared.input)
-    repeated = state.guard.repeated_call(key, decision.tool, limits)
+        key = call_key(tool, prepared.input)
+    repeated = state.guard.repeated_call(key, tool, limits)
     if repeated is not None:
         return Finish(Outcome.LOOP_DETECTED, repeated)
     if isinstance(prepared, Observation):
@@ -195,6 +233,20 @@ def plan(state: SessionState, turn: ModelTurn, catalog: Catalog, limits: Limits)
         return Reject(observation=_repeat(state, decision.tool, earlier), call_key=key, repeat=True)
     return Invoke(
         call=prepared, idempotency_key=f"{state.session_id}:{len(state.steps)}", call_key=key
+    )
+
+
+def unavailable(tool: str, observation: Observation, attempts: int) -> Finish | None:
+    """The end of a session whose tool lost what it depends on (its database, say): a transient
+    failure that names its `dependency` and outlasted every retry. The model cannot repair
+    infrastructure, so this is an error of its own, not a step to show it again."""
+    dependency = observation.details.get("dependency") if is_transient(observation) else None
+    if not isinstance(dependency, str) or not dependency:
+        return None
+    return Finish(
+        Outcome.ERROR,
+        f"{valid_text(dependency)[:80]} unavailable: {tool} failed with a transient error "
+        f"on all {attempts} attempt(s)",
     )
 
 
@@ -421,9 +473,10 @@ class Orchestrator:
         if stop is not None:
             return self._end(state, stop)
         try:
-            turn = self.model.decide(request)
+            proposed = self.model.decide(request)
         except ModelError as exc:
             return self._end(state, Finish(Outcome.ERROR, f"model failed: {exc}"))
+        turn = storable(proposed)
         cost = self._cost(turn.model_id, turn.usage)
         decision = turn.decision
         if isinstance(decision, ToolCall) and self._publishing:
@@ -436,7 +489,7 @@ class Orchestrator:
                 **({"ignored": list(decision.ignored)} if decision.ignored else {}),
             )
         writes = isinstance(decision, ToolCall) and decision.tool in self._writers
-        planned = plan(state, turn, self.catalog, self.limits)
+        planned = plan(state, proposed, self.catalog, self.limits)
         if isinstance(planned, Finish):
             state = apply(state, turn, None, limits=self.limits, cost=cost)
             if planned.outcome is Outcome.COMPLETED and self.synthesizer is not None:
@@ -483,6 +536,9 @@ class Orchestrator:
                 call_key=planned.call_key,
                 writes=writes,
             )
+            lost = unavailable(planned.call.spec.name, observation, attempts)
+            if lost is not None:
+                return self._end(state, lost)
         self.store.save(state)
         repeated = state.guard.repeated_error(self.limits)
         if repeated is not None:
@@ -526,7 +582,7 @@ class Orchestrator:
         if self._affordable(state, self.synthesizer, request) is not None:
             return state, router_end
         try:
-            turn = self.synthesizer.decide(request)
+            turn = storable(self.synthesizer.decide(request))
         except ModelError:
             return state, router_end
         state = add_synthesis(state, turn, self._cost(turn.model_id, turn.usage))

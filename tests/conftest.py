@@ -55,7 +55,7 @@ def pg_server() -> Iterator[Server]:
     try:
         yield Server({"postgres": server.url("postgres")})
     finally:
-        server.stop()
+        server.remove()  # its files too, wherever they had to live
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.principal import principal_from_claims
 from orchestrator.settings import EnvironmentSettings
-from orchestrator.tokens import CognitoVerifier
+from orchestrator.tokens import MAX_TOKEN_LIFETIME_SECONDS, CognitoVerifier
 from orchestrator.types import Principal
 
 if TYPE_CHECKING:
@@ -26,13 +26,18 @@ class WebSocketSettings(EnvironmentSettings):
     user_pool_client_id: str = ""
     region: str = "us-east-1"
     jwks_url: str = ""
+    max_token_lifetime_seconds: int = MAX_TOKEN_LIFETIME_SECONDS
 
 
 @cache
 def _verifier() -> CognitoVerifier:
     config = WebSocketSettings.from_env()
     return CognitoVerifier(
-        config.region, config.user_pool_id, config.user_pool_client_id, config.jwks_url or None
+        config.region,
+        config.user_pool_id,
+        config.user_pool_client_id,
+        config.jwks_url or None,
+        max_lifetime_seconds=config.max_token_lifetime_seconds,
     )
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic_core import PydanticSerializationError
 
 from orchestrator.context import estimate_tokens
 from orchestrator.models.turns import MESSAGES, unusable
@@ -105,7 +106,7 @@ class ScriptedModel:
         decision = self._decisions[position]
         if isinstance(decision, ToolCall):
             decision = replace(decision, call_id=f"call-{len(request.exchanges)}")
-        output = len(codec(type(decision)).dump_json(decision)) // 4
+        output = _json_size(decision) // 4
         return ModelTurn(
             decision=decision,
             usage=Usage(input_tokens=estimate_tokens(request), output_tokens=max(1, output)),
@@ -117,6 +118,14 @@ def _latency(value: Any, path: Path) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 60:
         raise ValueError(f"{path}: latency_seconds must be a number of seconds from 0 to 60")
     return float(value)
+
+
+def _json_size(decision: Decision) -> int:
+    """Size of the decision as JSON, which a provider would have produced."""
+    try:
+        return len(codec(type(decision)).dump_json(decision))
+    except PydanticSerializationError:  # text that is not valid Unicode, rehearsed on purpose
+        return len(json.dumps(codec(type(decision)).dump_python(decision, mode="json")))
 
 
 def _decision(entry: Any, index: int, path: Path) -> Decision:

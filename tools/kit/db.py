@@ -23,12 +23,16 @@ __all__ = [
     "DatabaseUnavailable",
     "ToolDatabase",
     "failure_kind",
+    "is_outage",
     "sqlstate",
 ]
 
 pg8000.dbapi.paramstyle = "format"  # `%s` placeholders, as everywhere in Lockgate
 
-_TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03", "53300"}
+# The server is going away, restarting or full: it is unavailable, not merely busy.
+_OUTAGE_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}
+# Serialization failure, deadlock, lock not available, statement timeout: contention.
+_TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "57014", *_OUTAGE_SQLSTATES}
 _FORBIDDEN_SQLSTATES = {"42501"}
 
 
@@ -72,6 +76,14 @@ def failure_kind(exc: Exception) -> ErrorKind | None:
     if state in _FORBIDDEN_SQLSTATES:
         return ErrorKind.FORBIDDEN
     return None
+
+
+def is_outage(exc: Exception) -> bool:
+    """True when the database itself is unreachable or refusing connections, as opposed to a
+    transaction that lost a race (which a retry usually wins)."""
+    if isinstance(exc, DatabaseUnavailable | InterfaceError | ConnectionError | TimeoutError):
+        return True
+    return sqlstate(exc) in _OUTAGE_SQLSTATES
 
 
 def _tls(credentials: DatabaseCredentials) -> ssl.SSLContext | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -35,7 +36,9 @@ if TYPE_CHECKING:  # the driver is imported on first database use, not at cold s
 InputT = TypeVar("InputT", bound=StrictInput)
 OutputT = TypeVar("OutputT", bound=ToolOutput)
 
-logger = Logger(service="lockgate-tool")
+# stderr: Lambda sends it to CloudWatch as it does stdout, and locally stdout is the command's
+# own output (`lockgate run --json` prints a document there that must stay pure JSON).
+logger = Logger(service="lockgate-tool", stream=sys.stderr)
 
 
 @dataclass(frozen=True)
@@ -136,9 +139,18 @@ class ToolHandler(Generic[InputT, OutputT]):
         except Exception as exc:
             kind = self._database_failure(exc)
             if kind is ErrorKind.TRANSIENT:
-                logger.warning("database unavailable", extra={"tool": self.spec.name})
                 self.db.close()
-                return _error(kind, "the database is temporarily unavailable; retry")
+                if self._database_outage(exc):
+                    logger.warning("database unavailable", extra={"tool": self.spec.name})
+                    # `dependency` tells the orchestrator that no other call can succeed
+                    # either: once its retries are spent, the session ends with this reason.
+                    return _error(
+                        kind,
+                        "the database is temporarily unavailable; retry",
+                        dependency="database",
+                    )
+                logger.warning("database busy", extra={"tool": self.spec.name})
+                return _error(kind, "the database is busy (a conflicting transaction); retry")
             if kind is ErrorKind.FORBIDDEN:
                 logger.exception("privilege denied", extra={"tool": self.spec.name})
                 return _error(kind, "the tool's database role may not do this")
@@ -151,6 +163,12 @@ class ToolHandler(Generic[InputT, OutputT]):
         from tools.kit.db import failure_kind
 
         return failure_kind(exc)
+
+    @staticmethod
+    def _database_outage(exc: Exception) -> bool:
+        from tools.kit.db import is_outage
+
+        return is_outage(exc)
 
     @property
     def settings(self) -> ToolSettings:
