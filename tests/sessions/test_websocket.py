@@ -65,6 +65,7 @@ def token(key: rsa.RSAPrivateKey, **overrides: Any) -> str:
         "iss": ISSUER,
         "aud": CLIENT,
         "token_use": "id",
+        "iat": int(time.time()),
         "exp": int(time.time()) + 600,
         **overrides,
     }
