@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -23,6 +21,7 @@ from orchestrator.handlers import websocket, websocket_authorizer
 from orchestrator.sessions.dynamodb import DynamoSubscriptions
 from orchestrator.sessions.push import WebSocketPush
 from tests.conftest import Database
+from tests.jwks import jwks_server
 from tests.sessions.conftest import Stack
 
 REGION, POOL, CLIENT = "eu-west-1", "eu-west-1_TEST", "client-123"
@@ -37,24 +36,8 @@ def signing_key() -> rsa.RSAPrivateKey:
 
 @pytest.fixture(scope="module")
 def jwks_url(signing_key: rsa.RSAPrivateKey) -> Iterator[str]:
-    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(signing_key.public_key()))
-    body = json.dumps({"keys": [{**public, "kid": "k1", "use": "sig", "alg": "RS256"}]}).encode()
-
-    class Keys(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Keys)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
-    server.shutdown()
+    with jwks_server(signing_key) as url:
+        yield url
 
 
 def token(key: rsa.RSAPrivateKey, **overrides: Any) -> str:

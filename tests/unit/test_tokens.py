@@ -4,11 +4,8 @@ when it was issued, and live no longer than a day; only `cognito:groups` grants 
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ from local.auth import claims_for, issue_token, signing_key, verify_token
 from local.users import LOCAL_USERS
 from orchestrator.principal import principal_from_claims
 from orchestrator.tokens import CognitoVerifier
+from tests.jwks import jwks_server
 
 REGION, POOL, CLIENT = "eu-west-1", "eu-west-1_TOKENS", "client-tokens"
 ISSUER = f"https://cognito-idp.{REGION}.amazonaws.com/{POOL}"
@@ -34,24 +32,8 @@ def rsa_key() -> rsa.RSAPrivateKey:
 
 @pytest.fixture(scope="module")
 def jwks_url(rsa_key: rsa.RSAPrivateKey) -> Iterator[str]:
-    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key.public_key()))
-    body = json.dumps({"keys": [{**public, "kid": "k1", "use": "sig", "alg": "RS256"}]}).encode()
-
-    class Keys(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Keys)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
-    server.shutdown()
+    with jwks_server(rsa_key) as url:
+        yield url
 
 
 def id_token(key: rsa.RSAPrivateKey, *, drop: tuple[str, ...] = (), **overrides: Any) -> str:
