@@ -5,16 +5,12 @@ that matches its schema, and no input may cause a server error."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import subprocess
-import sys
+import signal
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 import schemathesis
@@ -28,10 +24,9 @@ from schemathesis.checks import (
 )
 
 from db.migrate import migrate
-from local.auth import issue_token
 from orchestrator.handlers.api import openapi_document
 from tests.conftest import Server, Template
-from tests.e2e.test_serve_durability import free_port
+from tests.e2e.serving import Serve
 from tools.registry import CONTRACTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,30 +49,12 @@ def served(pg_server: Server, template_db: Template) -> Iterator[tuple[str, dict
             )
         )
     home = Path(tempfile.mkdtemp(prefix="lockgate-fuzz-"))
-    port = free_port()
-    env = {**os.environ, "LOCKGATE_DATABASE_URL": pg_server.url(name), "LOCKGATE_HOME": str(home)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local.cli", "serve", "--port", str(port), "--workers", "2"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = Serve(pg_server.url(name), home, workers=2)
+    server.start()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
-        yield url, {"Authorization": f"Bearer {issue_token(home, 'alice')}"}
+        yield server.url, server.headers("alice")
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        server.stop(signal.SIGTERM)
         with psycopg.connect(pg_server.url(name), autocommit=True) as conn:
             migrate(conn, CONTRACTS, template_db.passwords)  # serve set its own passwords
         with psycopg.connect(pg_server.url("postgres"), autocommit=True) as conn:

@@ -4,11 +4,7 @@ server-sent events → completed, with the database rows written."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,50 +16,21 @@ from db.migrate import migrate
 from local.auth import issue_token
 from orchestrator.handlers.api import openapi_document
 from tests.conftest import Database, Template
+from tests.e2e.serving import Serve
 from tools.registry import CONTRACTS
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def served(database: Database, template_db: Template, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "LOCKGATE_DATABASE_URL": database.admin_url,
-        "LOCKGATE_HOME": str(tmp_path),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local.cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = Serve(database.admin_url, tmp_path)
+    server.start()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            assert time.monotonic() < deadline, "lockgate serve did not start"
-            time.sleep(0.2)
-        yield url, tmp_path
+        yield server.url, tmp_path
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-        # serve gave the cluster-wide tool roles fresh passwords; restore the suite's.
+        server.stop(signal.SIGTERM)
+        # serve set the cluster-wide tool roles to its own passwords; restore the suite's.
         with psycopg.connect(database.admin_url, autocommit=True) as conn:
             migrate(conn, CONTRACTS, template_db.passwords)
 

@@ -4,12 +4,9 @@ SIGTERM) in the middle of sessions, and HTTP spoken exactly on the wire."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,79 +17,13 @@ import psycopg
 import pytest
 
 from db.migrate import migrate
-from local.auth import issue_token
 from local.cli import DEMO_SCRIPT
 from tests.conftest import Database, Template
+from tests.e2e.serving import Serve
 from tools.registry import CONTRACTS
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = {"completed", "stopped", "cancelled", "failed"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Serve:
-    """One `lockgate serve` process on a test database; can be killed and started again."""
-
-    def __init__(self, database: Database, home: Path, model: str, workers: int) -> None:
-        self.database, self.home, self.model, self.workers = database, home, model, workers
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            "LOCKGATE_DATABASE_URL": self.database.admin_url,
-            "LOCKGATE_HOME": str(self.home),
-        }
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "local.cli",
-                "serve",
-                "--port",
-                str(self.port),
-                "--model",
-                self.model,
-                "--workers",
-                str(self.workers),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert self.process.poll() is None, self.output()
-            assert time.monotonic() < deadline, "lockgate serve did not start"
-            time.sleep(0.1)
-
-    def output(self) -> str:
-        assert self.process is not None and self.process.stdout is not None
-        return self.process.stdout.read()
-
-    def stop(self, sig: signal.Signals) -> int:
-        assert self.process is not None
-        self.process.send_signal(sig)
-        code = self.process.wait(timeout=30)
-        self.process = None
-        return code
-
-    def headers(self, user: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {issue_token(self.home, user)}"}
 
 
 @pytest.fixture
@@ -127,7 +58,7 @@ def test_concurrent_users_never_cross(
     serve_factory: list[Serve], database: Database, tmp_path: Path
 ) -> None:
     # Given one serve and 16 clients at once, alice (tenant acme) and carol (tenant globex)
-    server = Serve(database, tmp_path, f"scripted:{DEMO_SCRIPT}", workers=4)
+    server = Serve(database.admin_url, tmp_path, f"scripted:{DEMO_SCRIPT}", workers=4)
     serve_factory.append(server)
     server.start()
     users = ["alice", "carol"] * 16
@@ -172,7 +103,7 @@ def test_a_restart_loses_nothing_and_books_each_flight_once(
     serve_factory: list[Serve], database: Database, tmp_path: Path, sig: signal.Signals
 ) -> None:
     # Given sessions queued and running on a serve with a slow model and two workers
-    server = Serve(database, tmp_path, slow_demo(tmp_path, 0.1), workers=2)
+    server = Serve(database.admin_url, tmp_path, slow_demo(tmp_path, 0.1), workers=2)
     serve_factory.append(server)
     server.start()
     alice = server.headers("alice")
@@ -244,7 +175,7 @@ def raw_exchange(port: int, payload: bytes) -> list[bytes]:
 
 
 def test_http_on_the_wire(serve_factory: list[Serve], database: Database, tmp_path: Path) -> None:
-    server = Serve(database, tmp_path, f"scripted:{DEMO_SCRIPT}", workers=1)
+    server = Serve(database.admin_url, tmp_path, f"scripted:{DEMO_SCRIPT}", workers=1)
     serve_factory.append(server)
     server.start()
     alice, carol = server.headers("alice"), server.headers("carol")
