@@ -163,18 +163,8 @@ class DynamoSessions:
             ScanIndexForward=False,
             Limit=limit,
         )
-        return [
-            SessionRecord.model_validate(
-                {
-                    **json.loads(item["spec"]["S"]),
-                    "status": item["status"]["S"],
-                    "version": int(item["version"]["N"]),
-                    "updated_at": float(item["updated_at"]["N"]),
-                    "reason": item.get("reason", {}).get("S"),
-                }
-            )
-            for item in response["Items"]
-        ]
+        # The index projects no state: the records carry none, and no steps are read.
+        return [self._record(item, None) for item in response["Items"]]
 
     # --- writing --------------------------------------------------------------------------
 

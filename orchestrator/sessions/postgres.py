@@ -227,19 +227,8 @@ class PostgresSessions(_Db):
                 " AND created_at < %s ORDER BY created_at DESC LIMIT %s",
                 (owner, float("inf") if before is None else before, limit),
             ).fetchall()
-        return [self._record_without_state(row) for row in rows]
-
-    def _record_without_state(self, row: dict[str, Any]) -> SessionRecord:
-        return SessionRecord.model_validate(
-            {
-                **json.loads(row["spec"]),
-                "status": row["status"],
-                "version": row["version"],
-                "updated_at": row["updated_at"],
-                "reason": row["reason"],
-                "events_count": row["events_count"],
-            }
-        )
+            # A listing, not a checkpoint: the records carry no state (and no steps are read).
+            return [self._record(conn, {**row, "state": None}) for row in rows]
 
     def claim(
         self, session_id: str, worker: str, now: float, lease_seconds: float
