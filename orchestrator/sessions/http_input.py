@@ -7,7 +7,7 @@ into a 502), and the same body the gateway's model would reject is rejected loca
 - base64 must decode, and the bytes must be UTF-8 (400);
 - JSON must be standard JSON: no `NaN`/`Infinity`, no duplicate keys, at most `MAX_DEPTH`
   levels of nesting and `MAX_BODY_BYTES` bytes (400 / 413).
-The event is passed on with its body decoded and re-serialized, so the routes see one form.
+The event is passed on with its body decoded to text, so the routes see one form.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def _body_text(event: Mapping[str, Any]) -> str | None:
 
 
 def checked_event(event: Mapping[str, Any]) -> dict[str, Any]:
-    """The event with its body decoded, checked and re-serialized; BadRequest otherwise."""
+    """The event with its body decoded and checked; BadRequest otherwise."""
     text = _body_text(event)
     method = str(event.get("httpMethod", "")).upper()
     checked = dict(event)
@@ -154,5 +154,6 @@ def checked_event(event: Mapping[str, Any]) -> dict[str, Any]:
         raise BadRequest(
             415, f"send the body as application/json (got {media or 'no content type'})"
         )
-    checked["body"] = json.dumps(parse_json(text))
+    parse_json(text)  # what the routes parse again is then plain, standard JSON
+    checked["body"] = text
     return checked
