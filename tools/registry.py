@@ -11,6 +11,7 @@ from tools.customer_update.contract import SPEC as CUSTOMER_UPDATE
 from tools.flight_book.contract import SPEC as FLIGHT_BOOK
 from tools.flight_search.contract import SPEC as FLIGHT_SEARCH
 from tools.kit.contract import ToolSpec
+from tools.python_exec.contract import SPEC as PYTHON_EXEC
 from tools.weather_lookup.contract import SPEC as WEATHER_LOOKUP
 
 CONTRACTS: tuple[ToolSpec, ...] = (
@@ -19,6 +20,7 @@ CONTRACTS: tuple[ToolSpec, ...] = (
     FLIGHT_SEARCH,
     FLIGHT_BOOK,
     WEATHER_LOOKUP,
+    PYTHON_EXEC,
 )
 
 

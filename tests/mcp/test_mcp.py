@@ -40,7 +40,8 @@ from tools.registry import CONTRACTS
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_TOOLS = {spec.name for spec in CONTRACTS}
-READ_TOOLS = {"customer_lookup", "flight_search", "weather_lookup"}
+READ_TOOLS = {spec.name for spec in CONTRACTS if not spec.writes}
+assert {"customer_lookup", "flight_search", "weather_lookup"} <= READ_TOOLS
 T = TypeVar("T")
 
 

@@ -147,7 +147,8 @@ def _string_fields() -> list[tuple[str, str]]:
         (spec.name, name)
         for spec in CONTRACTS
         for name, field in spec.input.model_fields.items()
-        if "str" in str(field.annotation) or "date" in str(field.annotation)
+        if spec.needs_database
+        and ("str" in str(field.annotation) or "date" in str(field.annotation))
     ]
 
 

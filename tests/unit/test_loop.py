@@ -226,7 +226,7 @@ def test_model_failure_ends_with_error_and_keeps_progress() -> None:
 
 def test_token_budget_stops_before_the_next_model_call() -> None:
     decisions: list[ToolCall | FinalAnswer] = [lookup(f"C-{4000 + i}") for i in range(10)]
-    state, _, _, _ = session(decisions, limits=Limits(max_tokens=1500))
+    state, _, _, _ = session(decisions, limits=Limits(max_tokens=2500))
 
     assert state.outcome is Outcome.BUDGET_EXHAUSTED
     assert 0 < len(state.steps) < 10
