@@ -76,6 +76,8 @@ _ABSENT = {
 }
 # Attributes that reach interpreter internals without underscores.
 _INTERNAL_ATTRIBUTE = re.compile(r"^(gi|cr|ag|f|tb|co)_|^(mro|with_traceback)$")
+# Public API despite the underscore (named tuples).
+_PUBLIC_UNDERSCORE = frozenset({"_asdict", "_replace", "_fields", "_make", "_field_defaults"})
 _FORMATTERS = frozenset({"format", "format_map"})
 # Table and array methods that read or write files, pickle, or evaluate expressions.
 _REFUSED_METHODS = frozenset(
@@ -364,7 +366,7 @@ def _name_problem(node: ast.AST, name: str, *, is_attribute: bool) -> Refusal | 
             "interpreter internals; use ordinary names",
             name,
         )
-    if is_attribute and name.startswith("_"):
+    if is_attribute and name.startswith("_") and name not in _PUBLIC_UNDERSCORE:
         return _refusal(
             node,
             f"the attribute `{name}` is not allowed: attributes starting with an underscore "
