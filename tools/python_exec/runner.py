@@ -296,8 +296,8 @@ class _Importer:
     def __call__(
         self,
         name: str,
-        globals: object = None,  # noqa: A002  # the signature of __import__
-        locals: object = None,  # noqa: A002
+        globals: object = None,  # the signature of __import__
+        locals: object = None,
         fromlist: Iterable[str] | None = (),
         level: int = 0,
     ) -> object:
