@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import datetime
 import decimal
 import fractions
+import functools
 import json
 import math
 import resource
@@ -35,7 +37,7 @@ import sys
 import time
 import traceback
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 STANDARD_MODULES = (
@@ -100,7 +102,7 @@ _LAST = "_lockgate_last"
 # Audit events refused once the program starts (prefixes end with a dot).
 _REFUSED_EVENTS = (
     "open", "import", "code.__new__", "function.__new__",
-    "sys._current_frames", "sys._current_exceptions", "sys.settrace",
+    "sys._getframe", "sys._current_frames", "gc.", "sys._current_exceptions", "sys.settrace",
     "sys.setprofile", "sys.addaudithook", "sys.excepthook", "sys.unraisablehook",
     "object.__getattr__", "builtins.input", "builtins.breakpoint", "marshal.", "pickle.",
     "os.", "subprocess.", "socket.", "ctypes.", "shutil.", "glob.", "urllib.", "http.",
@@ -196,13 +198,23 @@ def _warm(modules: Mapping[str, Any]) -> None:
 
 def _cut_network() -> str:
     """A network namespace of our own: only a loopback interface that is down."""
+    import os
+
+    flags = CLONE_NEWNET if _is_root() else CLONE_NEWUSER | CLONE_NEWNET
+    unshare = getattr(os, "unshare", None)  # Python 3.12+
+    if unshare is not None:
+        try:
+            unshare(flags)
+        except OSError:
+            return "unavailable"
+        return "namespace"
     import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    flags = CLONE_NEWNET if _is_root() else CLONE_NEWUSER | CLONE_NEWNET
-    if libc.unshare(flags) == 0:
-        return "namespace"
-    return "unavailable"
+    done = ctypes.CDLL(None, use_errno=True).unshare(flags) == 0
+    # The program must not find ctypes loaded.
+    for name in [n for n in sys.modules if n == "ctypes" or n.startswith(("ctypes.", "_ctypes"))]:
+        del sys.modules[name]
+    return "namespace" if done else "unavailable"
 
 
 def _is_root() -> bool:
@@ -238,18 +250,36 @@ def _limit(cpu_seconds: int, memory_bytes: int, in_use: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-# The audit hook cannot be removed; it stands down only while the runner reads a traceback's
-# frames (no program code runs then). Only the runner's own frames can reach this flag.
-_GUARD: dict[str, Any] = {"active": False, "classes": frozenset()}
+def _install_guard(
+    classes: frozenset[int],
+) -> Callable[[], contextlib.AbstractContextManager[None]]:
+    """Refuse the audit events above from now on, and changes to the classes in `classes`.
 
+    An audit hook cannot be removed. Its one switch lives in this closure, which nothing the
+    program can reach holds: the hook is held only by the interpreter, and the returned pause
+    (for the runner to read a traceback's frames while no program code runs) only by the
+    runner's own frame, and frames are among what the hook refuses to hand out.
+    """
+    state = {"active": True}
 
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if not _GUARD["active"]:
-        return
-    if event.startswith(_REFUSED_EVENTS):
-        raise RuntimeError(f"{event} is not allowed here")
-    if event in _CLASS_CHANGES and id(args[0]) in _GUARD["classes"]:
-        raise RuntimeError("changing a class of an allowed module is not allowed")
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if not state["active"]:
+            return
+        if event.startswith(_REFUSED_EVENTS):
+            raise RuntimeError(f"{event} is not allowed here")
+        if event in _CLASS_CHANGES and id(args[0]) in classes:
+            raise RuntimeError("changing a class of an allowed module is not allowed")
+
+    @contextlib.contextmanager
+    def paused() -> Iterator[None]:
+        state["active"] = False
+        try:
+            yield
+        finally:
+            state["active"] = True
+
+    sys.addaudithook(hook)
+    return paused
 
 
 class _Output:
@@ -412,14 +442,13 @@ def _failure(kind: str, message: str, **details: Any) -> dict[str, Any]:
     return {"ok": False, "error": {"kind": kind, "message": message, "details": details}}
 
 
-def _line_of(exc: BaseException) -> int | None:
-    active, _GUARD["active"] = _GUARD["active"], False
-    try:
+def _line_of(
+    exc: BaseException, paused: Callable[[], contextlib.AbstractContextManager[None]]
+) -> int | None:
+    with paused():
         summary = traceback.StackSummary.extract(
             traceback.walk_tb(exc.__traceback__), lookup_lines=False
         )
-    finally:
-        _GUARD["active"] = active
     frames = [f for f in summary if f.filename == FILENAME]
     return frames[-1].lineno if frames else None
 
@@ -436,7 +465,12 @@ def run(request: Mapping[str, Any]) -> dict[str, Any]:
         name: types.SimpleNamespace(**public_names(module, name))
         for name, module in modules.items()
     }
-    _GUARD["classes"] = frozenset(_classes(namespaces.values()))
+    if "collections" in namespaces:
+        # Given its module, namedtuple does not look up its caller's frame (which is refused).
+        namespaces["collections"].namedtuple = functools.partial(
+            modules["collections"].namedtuple, module=PROGRAM_MODULE
+        )
+    classes = frozenset(_classes(namespaces.values()))
     program = _program(code)
     output = _Output(int(request["max_stdout_chars"]))
     safe: dict[str, Any] = {name: getattr(builtins, name) for name in SAFE_BUILTINS}
@@ -452,19 +486,21 @@ def run(request: Mapping[str, Any]) -> dict[str, Any]:
     in_use = _memory_in_use()
     isolation["user"] = "nobody" if _drop_root() else "unchanged"
     _limit(int(request["cpu_seconds"]), int(request["memory_bytes"]), in_use)
-    sys.addaudithook(_audit)
+    paused = _install_guard(classes)
     started = time.perf_counter()
-    _GUARD["active"] = True
     try:
         exec(program, scope)  # noqa: S102  # the checked program, in this disposable process
     except MemoryError:
         return _failure("limit", "the program ran out of memory", limit="memory")
     except RecursionError as exc:
         return _failure(
-            "limit", "the program recursed too deeply", limit="recursion", line=_line_of(exc)
+            "limit",
+            "the program recursed too deeply",
+            limit="recursion",
+            line=_line_of(exc, paused),
         )
     except Exception as exc:
-        return _failure("error", _text(exc), error=type(exc).__name__, line=_line_of(exc))
+        return _failure("error", _text(exc), error=type(exc).__name__, line=_line_of(exc, paused))
     run_ms = (time.perf_counter() - started) * 1000
     value = scope.get("result", scope.get(_LAST))
     try:

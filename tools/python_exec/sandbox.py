@@ -23,9 +23,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from tools.python_exec import runner
 from tools.python_exec.policy import Allowlist
@@ -75,6 +75,24 @@ class SandboxSettings(BaseModel):
     def max_response_bytes(self) -> int:
         """The most a well-behaved child can write back (its answer), with room for JSON."""
         return 4 * (self.max_result_chars + self.max_stdout_chars) + 16_384
+
+
+class _ChildError(BaseModel):
+    kind: Literal["limit", "error"]
+    message: str = Field(max_length=2_000)
+    details: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class _Answer(BaseModel):
+    """What the child writes back: checked like any untrusted input."""
+
+    ok: bool
+    result: JsonValue = None
+    stdout: str = ""
+    stdout_truncated: bool = False
+    run_ms: float = 0.0
+    isolation: dict[str, str] = Field(default_factory=dict)
+    error: _ChildError | None = None
 
 
 @dataclass(frozen=True)
@@ -216,8 +234,8 @@ def _outcome(exchange: _Exchange, returncode: int, settings: SandboxSettings) ->
             details={"limit": "output"},
         )
     try:
-        answer = json.loads(exchange.stdout)
-    except ValueError:
+        answer = _Answer.model_validate_json(exchange.stdout)
+    except ValidationError:
         # No complete answer: the kernel ended the child (the CPU limit's SIGXCPU; SIGKILL
         # when memory ran out), or the interpreter itself crashed.
         if returncode == -signal.SIGXCPU:
@@ -231,24 +249,23 @@ def _outcome(exchange: _Exchange, returncode: int, settings: SandboxSettings) ->
             ),
             details={"limit": "crash", "exit_code": returncode},
         )
-    if answer.get("ok") is True:
+    if answer.ok or answer.error is None:
         return Ran(
-            result=answer["result"],
-            stdout=answer["stdout"],
-            stdout_truncated=answer["stdout_truncated"],
-            run_ms=answer["run_ms"],
-            isolation=answer.get("isolation", {}),
+            result=answer.result,
+            stdout=answer.stdout[: settings.max_stdout_chars],
+            stdout_truncated=answer.stdout_truncated,
+            run_ms=answer.run_ms,
+            isolation=answer.isolation,
         )
-    error = answer["error"]
-    details = dict(error.get("details", {}))
-    if error["kind"] == "limit":
+    details = dict(answer.error.details)
+    if answer.error.kind == "limit":
         if details.get("limit") == "memory":
             return _limit_failure("memory", settings)
-        return Failed(message=error["message"], details=details)
+        return Failed(message=answer.error.message, details=details)
     line = details.get("line")
     where = f" at line {line}" if line else ""
     return Failed(
-        message=f"the program raised {error['message']}{where}; fix the program and call again",
+        message=f"the program raised {answer.error.message}{where}; fix the program and call again",
         details=details,
     )
 
