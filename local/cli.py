@@ -19,6 +19,7 @@ from local.models import UsageError, load_model
 from local.stack import database_server, home, provision, upstream_services
 from local.trace import TracePrinter
 from local.users import LOCAL_USERS
+from orchestrator import wiring
 from orchestrator.catalog import EXPORTS, Catalog
 from orchestrator.invokers.in_process import InProcessInvoker
 from orchestrator.limits import DEFAULT_MAX_STEPS, MAX_STEPS_CEILING, Limits
@@ -70,6 +71,7 @@ def run_session(
                 limits=limits,
                 synthesizer=synthesizer,
                 time_zone=time_zone,
+                prices=wiring.price_table(wiring.settings()),
             )
             state = orchestrator.run(orchestrator.start(uuid.uuid4().hex, request, principal))
         finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.types import Usage
@@ -38,13 +40,25 @@ class Price(BaseModel):
         ) / 1e6
 
 
-# On-demand list prices per million tokens; override them in configuration for your region.
+# On-demand list prices per million tokens, keyed as model specs name them (a bare id is
+# Bedrock). Override or add to them with `LOCKGATE_PRICES` (JSON: spec -> price), e.g. a
+# zero price for a model on your own OpenAI-compatible server; an unlisted model is billed at
+# the table's fallback, which is deliberately high so that a dollar budget errs on the safe side.
 DEFAULT_PRICES: dict[str, Price] = {
     "amazon.nova-micro-v1:0": Price(input_per_mtok=0.035, output_per_mtok=0.14),
     "amazon.nova-lite-v1:0": Price(input_per_mtok=0.06, output_per_mtok=0.24),
     "amazon.nova-pro-v1:0": Price(input_per_mtok=0.80, output_per_mtok=3.20),
     "anthropic.claude-3-5-haiku-20241022-v1:0": Price(input_per_mtok=0.80, output_per_mtok=4.00),
     "anthropic.claude-sonnet-4-20250514-v1:0": Price(input_per_mtok=3.00, output_per_mtok=15.00),
+    "openai:gpt-4o-mini": Price(input_per_mtok=0.15, output_per_mtok=0.60),
+    "openai:gpt-4o": Price(input_per_mtok=2.50, output_per_mtok=10.00),
+    "openai:gpt-4.1-nano": Price(input_per_mtok=0.10, output_per_mtok=0.40),
+    "openai:gpt-4.1-mini": Price(input_per_mtok=0.40, output_per_mtok=1.60),
+    "openai:gpt-4.1": Price(input_per_mtok=2.00, output_per_mtok=8.00),
+    "anthropic:claude-3-5-haiku-20241022": Price(input_per_mtok=0.80, output_per_mtok=4.00),
+    "anthropic:claude-3-5-haiku-latest": Price(input_per_mtok=0.80, output_per_mtok=4.00),
+    "anthropic:claude-sonnet-4-20250514": Price(input_per_mtok=3.00, output_per_mtok=15.00),
+    "anthropic:claude-sonnet-4-0": Price(input_per_mtok=3.00, output_per_mtok=15.00),
 }
 
 
@@ -56,10 +70,17 @@ class PriceTable(BaseModel):
     prices: dict[str, Price] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
     fallback: Price = Price(input_per_mtok=3.00, output_per_mtok=15.00)
 
+    @classmethod
+    def with_overrides(cls, overrides: Mapping[str, Price]) -> PriceTable:
+        """The default prices, with `overrides` replacing or adding entries."""
+        return cls(prices={**DEFAULT_PRICES, **overrides})
+
     def price(self, model_id: str) -> Price:
-        """The price of `model_id` (cross-region prefixes like `eu.` are ignored)."""
+        """The price of `model_id` (cross-region prefixes like `eu.` and a `bedrock:` prefix
+        are ignored)."""
         if model_id.startswith("scripted:"):
             return Price(input_per_mtok=0, output_per_mtok=0)
+        model_id = model_id.removeprefix("bedrock:")
         bare = (
             model_id.split(".", 1)[1]
             if model_id.split(".", 1)[0] in {"us", "eu", "apac", "global"}

@@ -11,6 +11,7 @@ from typing import Any, Literal, Self, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.limits import DEFAULT_MAX_STEPS, MAX_STEPS_CEILING
+from orchestrator.pricing import Price
 
 PREFIX = "LOCKGATE_"
 
@@ -77,6 +78,7 @@ class OrchestratorSettings(EnvironmentSettings):
     reserve_seconds: float = Field(default=30.0, ge=0)
     max_wait_seconds: float = Field(default=25.0, ge=0, le=28)
     prompt_cache: bool = False  # Bedrock prompt caching of instructions + catalog
+    prices: dict[str, Price] = Field(default_factory=dict)  # over pricing.DEFAULT_PRICES
     session_retention_days: float = Field(default=30, gt=0)  # then DynamoDB's TTL removes it
     # Where sessions and the work queue live: DynamoDB + SQS in the cloud, PostgreSQL for
     # `lockgate serve` (`sessions_database_url`: the runtime's own role), memory for tests.

@@ -13,6 +13,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.limits import Limits
+from orchestrator.pricing import PriceTable
 from orchestrator.sessions.checkpoints import Observer
 from orchestrator.sessions.ports import PullQueue, SessionRepository, Subscriptions
 from orchestrator.sessions.record import SessionRecord
@@ -144,6 +145,11 @@ def base_limits(config: OrchestratorSettings) -> Limits:
     )
 
 
+def price_table(config: OrchestratorSettings) -> PriceTable:
+    """The default prices with this deployment's `LOCKGATE_PRICES` over them."""
+    return PriceTable.with_overrides(config.prices)
+
+
 def provider_model(model_id: str) -> Model:
     """The default model factory: `bedrock:`/bare ids (Bedrock Converse, prompt caching as
     configured), `openai:` and `anthropic:` (their SDKs must be in the function's package)."""
@@ -182,6 +188,7 @@ def worker(
     tools = invoker or lambda_invoker(config)
     catalog = Catalog(contracts)
     limits = base_limits(config)
+    prices = price_table(config)
 
     def build(record: SessionRecord, store: SessionStore, events: EventPublisher) -> Orchestrator:
         synthesizer = config.synthesizer_model_id
@@ -193,6 +200,7 @@ def worker(
             store=store,
             events=events,
             limits=record.options.limits(limits),
+            prices=prices,
         )
 
     observers: list[Observer] = [record_metrics, CHANGES.notify]

@@ -6,12 +6,16 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
+from orchestrator import wiring
 from orchestrator.catalog import Catalog
 from orchestrator.limits import Limits
 from orchestrator.loop import Orchestrator
 from orchestrator.models.scripted import ScriptedModel
 from orchestrator.ports import ModelRequest
 from orchestrator.pricing import Price, PriceTable
+from orchestrator.settings import OrchestratorSettings
 from orchestrator.stores.memory import MemoryStore
 from orchestrator.types import (
     ErrorKind,
@@ -19,6 +23,7 @@ from orchestrator.types import (
     ModelTurn,
     Observation,
     Outcome,
+    SessionState,
     ToolCall,
     Usage,
 )
@@ -271,3 +276,39 @@ def test_cached_prompt_tokens_are_billed_at_their_own_rates() -> None:
         input_per_mtok=1.0, output_per_mtok=5.0, cache_read_per_mtok=0.0, cache_write_per_mtok=1.0
     )
     assert abs(explicit.of(usage) - 350 / 1e6) < 1e-12
+
+
+def test_configured_prices_replace_the_fallback_for_a_local_model() -> None:
+    # Given a model on the team's own OpenAI-compatible server, priced at zero by LOCKGATE_PRICES,
+    # when a session with a dollar budget runs many priced calls, then the budget is never hit;
+    # without the override the same model is billed at the (high) fallback and stops early.
+    config = OrchestratorSettings.from_env(
+        {"LOCKGATE_PRICES": '{"openai:qwen2.5-1.5b": {"input_per_mtok": 0, "output_per_mtok": 0}}'}
+    )
+    usage = Usage(input_tokens=10_000, output_tokens=500)
+    decisions: list[Any] = [lookup(i) for i in range(5)] + [FinalAnswer(text="done")]
+
+    def run(prices: PriceTable) -> SessionState:
+        model = PricedModel(list(decisions), "openai:qwen2.5-1.5b", usage)
+        orchestrator = orchestrate(
+            RecordingInvoker(), FakeClock(), Limits(max_usd=0.05), model=model, prices=prices
+        )
+        return orchestrator.run(orchestrator.start("s", "r", ALICE))
+
+    free = run(wiring.price_table(config))
+    assert free.outcome is Outcome.COMPLETED
+    assert free.cost_usd == 0
+    billed = run(PriceTable())
+    assert billed.outcome is Outcome.BUDGET_EXHAUSTED
+    assert billed.exhausted == "usd"
+
+
+def test_default_prices_cover_each_provider_by_spec() -> None:
+    table = PriceTable()
+    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
+    assert table.cost("openai:gpt-4o-mini", usage) == pytest.approx(0.75)
+    assert table.cost("anthropic:claude-3-5-haiku-latest", usage) == pytest.approx(4.80)
+    assert table.cost("bedrock:amazon.nova-lite-v1:0", usage) == table.cost(
+        "amazon.nova-lite-v1:0", usage
+    )
+    assert table.cost("openai:unknown-model", usage) == table.fallback.of(usage)
