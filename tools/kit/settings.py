@@ -49,6 +49,10 @@ class ToolSettings(BaseModel):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ToolSettings:
         """Read the Lambda environment."""
-        return cls.model_validate(
-            {field: environ[name] for name, field in _ENVIRONMENT.items() if environ.get(name)}
-        )
+        return cls.model_validate(from_variables(_ENVIRONMENT, environ))
+
+
+def from_variables(variables: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The fields named by `variables` (environment variable -> field) that `environ` sets,
+    for a settings model to validate."""
+    return {field: environ[name] for name, field in variables.items() if environ.get(name)}

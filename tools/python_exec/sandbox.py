@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
+from tools.kit.settings import from_variables
 from tools.python_exec import runner
 from tools.python_exec.policy import Allowlist
 
@@ -62,9 +63,7 @@ class SandboxSettings(BaseModel):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> SandboxSettings:
         """Read the function's environment."""
-        return cls.model_validate(
-            {field: environ[name] for name, field in _ENVIRONMENT.items() if environ.get(name)}
-        )
+        return cls.model_validate(from_variables(_ENVIRONMENT, environ))
 
     @property
     def wall_seconds(self) -> float:
