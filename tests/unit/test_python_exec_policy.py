@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tools.python_exec.policy import allowlist, check
 from tools.python_exec.runner import STANDARD_MODULES
@@ -79,3 +81,19 @@ def test_numpy_members_are_checked_when_enabled() -> None:
     assert refused is not None
     assert refused.name == "nope"
     assert check("import numpy as np\nnp.load('x')", allowed) is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_any_text_is_refused_or_allowed_never_a_crash(code: str) -> None:
+    found = check(code, allowlist())
+    assert found is None or found.message
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"[a-z_]{1,3}(\.[a-z_]{1,12}){1,4}", fullmatch=True))
+def test_attribute_chains_never_reach_an_underscore_name(chain: str) -> None:
+    found = check(chain, allowlist())
+    named_tuple_api = {"_asdict", "_replace", "_fields", "_make", "_field_defaults"}
+    if any(p.startswith("_") and p not in named_tuple_api for p in chain.split(".")[1:]):
+        assert found is not None
