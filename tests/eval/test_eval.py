@@ -93,6 +93,12 @@ def test_every_shipped_case_passes_with_its_scripted_model(eval_template: Templa
         ("05", {"expect": {"max_steps": 2}}, "max_steps"),
         ("05", {"expect": {"max_tokens": 100}}, "max_tokens"),
         ("01", {"expect": {"not_shown": ["Ada Lovelace"]}}, "not_shown"),
+        (
+            "01",
+            {"expect": {"shown": [{"step": 1, "includes": {"output": {"tier": "platinum"}}}]}},
+            "shown",
+        ),
+        ("01", {"expect": {"shown": [{"step": 3, "includes": {"status": "ok"}}]}}, "shown"),
         ("01", {"replay_last_write": True}, "replay"),
         ("01", {"fixture": "UPDATE no_such_table SET x = 1"}, "harness"),
     ],
