@@ -116,6 +116,19 @@ class Bound(_Strict):
         return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
 
 
+class ShownCheck(_Strict):
+    """A tool result the model must have been shown at one step (1 for the first)."""
+
+    step: int = Field(ge=1)
+    includes: dict[str, Any] = Field(
+        description=(
+            "What the result must contain, as the model saw it ({status, output} or {status, "
+            "error_kind, message, details}): a mapping matches on the keys it gives, at every "
+            "level; anything else must be equal."
+        )
+    )
+
+
 TableName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")]
 
 
@@ -129,6 +142,7 @@ class Expect(_Strict):
         default_factory=list,
         description="Text no tool result may show the model, e.g. another tenant's data.",
     )
+    shown: list[ShownCheck] = Field(default_factory=list)
     max_steps: int | None = Field(default=None, ge=1)
     max_tokens: int | None = Field(default=None, ge=1)
     validation_retries: int | Bound | None = Field(default=None)

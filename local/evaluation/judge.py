@@ -1,5 +1,6 @@
 """Judging a run by the state it left: the outcome, rows, unchanged tables, what the model
-was shown, bounds on steps, tokens and validation retries, and an idempotent replay.
+was shown (and was not), bounds on steps, tokens and validation retries, and an idempotent
+replay.
 """
 
 from __future__ import annotations
@@ -114,4 +115,24 @@ def check_state(
     for text in expect.not_shown:
         if any(text in observation for observation in shown):
             failures.append(Failure(check="not_shown", message=f"a tool result showed {text!r}"))
+    for result in expect.shown:
+        step = state.steps[result.step - 1] if result.step <= len(state.steps) else None
+        got = plain(step.shown) if step is not None else None
+        included = plain(result.includes)
+        if not _includes(got, included):
+            failures.append(
+                Failure(
+                    check="shown",
+                    message=f"step {result.step} showed {got}, expected it to include {included}",
+                )
+            )
     return failures
+
+
+def _includes(got: Any, wanted: Any) -> bool:
+    """True when `got` has every key of `wanted` (at every level of mappings), equal elsewhere."""
+    if isinstance(wanted, dict):
+        return isinstance(got, dict) and all(
+            key in got and _includes(got[key], value) for key, value in wanted.items()
+        )
+    return bool(got == wanted)

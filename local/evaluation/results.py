@@ -19,6 +19,7 @@ class Failure(BaseModel):
         "rows",
         "unchanged",
         "not_shown",
+        "shown",
         "max_steps",
         "max_tokens",
         "validation_retries",

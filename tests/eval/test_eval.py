@@ -66,6 +66,7 @@ def test_every_shipped_case_passes_with_its_scripted_model(eval_template: Templa
     assert sum(case.case.replay_last_write for case in cases) >= 2
     assert any(case.case.user == "bob" for case in cases)
     assert any(case.case.principal is not None for case in cases)
+    assert sum(bool(case.case.expect.shown) for case in cases) >= 2
     assert eval_databases(eval_template) == []
 
 
@@ -93,6 +94,18 @@ def test_every_shipped_case_passes_with_its_scripted_model(eval_template: Templa
         ("05", {"expect": {"max_steps": 2}}, "max_steps"),
         ("05", {"expect": {"max_tokens": 100}}, "max_tokens"),
         ("01", {"expect": {"not_shown": ["Ada Lovelace"]}}, "not_shown"),
+        (
+            "01",
+            {"expect": {"shown": [{"step": 1, "includes": {"output": {"tier": "platinum"}}}]}},
+            "shown",
+        ),
+        ("01", {"expect": {"shown": [{"step": 3, "includes": {"status": "ok"}}]}}, "shown"),
+        ("25", {"expect": {"shown": [{"step": 1, "includes": {"status": "ok"}}]}}, "shown"),
+        (
+            "25",
+            {"expect": {"shown": [{"step": 2, "includes": {"output": {"result": {"mean": 411}}}}]}},
+            "shown",
+        ),
         ("01", {"replay_last_write": True}, "replay"),
         ("01", {"fixture": "UPDATE no_such_table SET x = 1"}, "harness"),
     ],
