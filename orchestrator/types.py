@@ -205,13 +205,13 @@ class SessionState:
 
     @property
     def validation_errors(self) -> int:
-        """Round-trips spent on calls rejected before invoking (nothing ran) and unusable turns."""
+        """Round-trips spent on invalid calls: rejected before invoking (nothing ran), refused by
+        the tool's own check (a program python_exec will not run, a rule only the tool knows),
+        and unusable turns."""
         return sum(
             1
             for step in self.steps
-            if not step.invoked
-            and step.observation is not None
-            and step.observation.error_kind is ErrorKind.VALIDATION
+            if step.observation is not None and step.observation.error_kind is ErrorKind.VALIDATION
         )
 
     @property

@@ -118,6 +118,7 @@ def test_refused_import_reaches_the_model_and_the_rewritten_program_computes_ove
     state = session(invoker, model)
 
     assert state.outcome is Outcome.COMPLETED
+    assert state.validation_errors == 1  # the refusal counts as the round-trip it cost
     calls = [s.turn.decision for s in state.steps[:3]]
     assert [c.tool for c in calls if isinstance(c, ToolCall)] == [
         "flight_search",
