@@ -66,7 +66,7 @@ class Input(StrictInput):
         default=None,
         description=(
             "Optional data for the program, as JSON object text; inside the program it is the "
-            "dict `inputs`. E.g. '{\"rows\": [{\"amount\": 12.5}]}'."
+            'dict `inputs`. E.g. \'{"rows": [{"amount": 12.5}]}\'.'
         ),
     )
 
