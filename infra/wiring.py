@@ -15,6 +15,7 @@ from infra.bundling import (
     AUTH_PACKAGES,
     CORE_PACKAGES,
     MIGRATION_SOURCES,
+    NUMERIC_PACKAGES,
     ORCHESTRATOR_PACKAGES,
     ORCHESTRATOR_SOURCES,
     POSTGRES_PACKAGES,
@@ -104,6 +105,11 @@ def build(
     core = partial(bundler.layer_code, CORE_PACKAGES)
     postgres = partial(bundler.layer_code, POSTGRES_PACKAGES)
     tool_postgres = partial(bundler.layer_code, TOOL_POSTGRES_PACKAGES)
+    tool_layers = (
+        {PYTHON_EXEC.name: (partial(bundler.layer_code, NUMERIC_PACKAGES),)}
+        if config.python_exec.numeric and PYTHON_EXEC.name in declared
+        else {}
+    )
     retention = _RETENTION[config.log_retention_days]
     prefix = config.stack_prefix
 
@@ -139,6 +145,7 @@ def build(
             log_retention=retention,
             functions=config.tool_function_overrides,
             environments=environments,
+            tool_layers=tool_layers,
         ),
     )
     sessions = SessionsStack(

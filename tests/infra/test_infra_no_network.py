@@ -4,6 +4,7 @@ role that can only write its own logs and attach the function to the VPC."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -175,6 +176,26 @@ def test_python_exec_is_sized_and_limited_from_the_configuration(config: Lockgat
     # and every other tool keeps the shared size
     others = [f for k, f in functions.items() if not k.startswith(pascal(PYTHON_EXEC.name))]
     assert {f["Properties"]["MemorySize"] for f in others} == {config.tool_function.memory_mb}
+    # and numpy's layer goes to python_exec alone, on top of the layers every tool has
+    reader = next(s for s in CONTRACTS if s.upstream is not None and not s.needs_database)
+    (plain,) = [f for k, f in functions.items() if k.startswith(pascal(reader.name))]
+    shared = [json.dumps(layer) for layer in plain["Properties"]["Layers"]]
+    own = [json.dumps(layer) for layer in properties["Layers"] if json.dumps(layer) not in shared]
+    assert len(own) == 1
+    assert len(properties["Layers"]) == len(shared) + 1
+    assert not any(own[0] in json.dumps(f["Properties"]["Layers"]) for f in others)
+
+
+def test_without_numeric_python_exec_gets_only_the_shared_layers(
+    assembly: Assembly, lockgate: Lockgate, config: LockgateConfig
+) -> None:
+    assert config.python_exec.numeric is False
+    layers = {
+        spec.name: assembly.properties(_function(assembly, lockgate, spec))["Layers"]
+        for spec in CONTRACTS
+        if not spec.needs_database
+    }
+    assert len({json.dumps(v) for v in layers.values()}) == 1, layers
 
 
 def test_python_exec_must_fit_its_program(config: LockgateConfig) -> None:
