@@ -10,7 +10,8 @@ than starting one. Measured in one run, interleaved in a shuffled order:
   example (the allowlist built once, as in a warm function); building the allowlist, which a
   cold function does on its first call;
 - the sandbox alone: `sandbox.run_program` (the child's start, its runner's setup, limits and
-  run, the answer read back), for the analysis program;
+  run, the answer read back), for the analysis program; and again with numpy offered (the
+  deployment's `numeric` flag), when numpy is installed here;
 - end to end: `handler.handler` with a valid envelope (envelope and input validation, the
   check, the sandbox, the answer), for both programs.
 
@@ -22,6 +23,7 @@ The figure: overhead per call = end to end / bare python. No target is set.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import random
 import subprocess
 import sys
@@ -108,8 +110,8 @@ def _build_allowlist() -> None:
     policy.allowlist.__wrapped__(False)
 
 
-def _sandbox(code: str, inputs: dict[str, Any]) -> Callable[[], None]:
-    settings, allowed = SandboxSettings(), policy.allowlist()
+def _sandbox(code: str, inputs: dict[str, Any], *, numeric: bool = False) -> Callable[[], None]:
+    settings, allowed = SandboxSettings(numeric=numeric), policy.allowlist(numeric)
 
     def run() -> None:
         if isinstance(run_program(code, inputs, settings, allowed), Failed):
@@ -137,6 +139,16 @@ def cases(calls: int) -> dict[str, tuple[Callable[[], None], int]]:
         "check, tool example": (_check(str(EXAMPLE["code"])), CHECKS),
         "allowlist build, modules loaded": (_build_allowlist, 1),
         "run_program, analysis program": (_repeat(_sandbox(ANALYSIS, ORDERS), calls), calls),
+        **(
+            {
+                "run_program, numpy offered": (
+                    _repeat(_sandbox(ANALYSIS, ORDERS, numeric=True), calls),
+                    calls,
+                )
+            }
+            if importlib.util.find_spec("numpy") is not None
+            else {}
+        ),
         "handler, analysis program": (_repeat(_call(ANALYSIS_CALL), calls), calls),
         "handler, tool example": (_repeat(_call(EXAMPLE_CALL), calls), calls),
     }
