@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import argparse
 
-from bench import api_throughput, asset_size, cold_start, loop_overhead, prompt_tokens
+from bench import (
+    api_throughput,
+    asset_size,
+    cold_start,
+    loop_overhead,
+    prompt_tokens,
+    python_exec,
+)
 from bench._common import REPETITIONS
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Loop overhead, cold start, asset size, prompt tokens, local API throughput."""
+    """Loop overhead, cold start, python_exec, asset size, prompt tokens, local API throughput."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repetitions", type=int, default=REPETITIONS)
     parser.add_argument("--profile", action="store_true", help="add the loop's cProfile")
@@ -21,6 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     loop_overhead.main([*repetitions, *(["--profile"] if args.profile else [])])
     print()
     cold_start.main(repetitions)
+    print()
+    python_exec.main(repetitions)
     print()
     asset_size.main([])
     print()

@@ -29,6 +29,7 @@ from typing import Any
 import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
+from packaging.markers import Marker
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".lockgate" / "bundles"
@@ -61,6 +62,9 @@ ORCHESTRATOR_PACKAGES: tuple[str, ...] = ("tenacity",)
 # Verifying Cognito tokens on the WebSocket: PyJWT with its RSA backend. Native code of
 # several MB that changes rarely, so a layer, given only to the WebSocket functions.
 AUTH_PACKAGES: tuple[str, ...] = ("cffi", "cryptography", "pycparser", "pyjwt")
+# numpy for python_exec's programs (the `numeric` extra), a layer for that tool only, and only
+# when `cdk.json` `python_exec.numeric` is on.
+NUMERIC_PACKAGES: tuple[str, ...] = ("numpy",)
 
 # Contracts only: what the orchestrator and the migrations read. No handler, no driver.
 CONTRACT_SOURCES: tuple[str, ...] = (
@@ -103,6 +107,21 @@ class LambdaPlatform:
         return self.runtime.name.removeprefix("python")
 
     @property
+    def marker_environment(self) -> dict[str, str]:
+        """What a dependency marker sees on this runtime (for uv.lock's resolution markers)."""
+        machine = "aarch64" if self.architecture.name == "arm64" else "x86_64"
+        return {
+            "python_version": self.python_version,
+            "python_full_version": f"{self.python_version}.0",
+            "sys_platform": "linux",
+            "platform_system": "Linux",
+            "platform_machine": machine,
+            "implementation_name": "cpython",
+            "platform_python_implementation": "CPython",
+            "os_name": "posix",
+        }
+
+    @property
     def pip_platforms(self) -> tuple[str, ...]:
         """manylinux tags the runtime's glibc (Amazon Linux 2023: 2.34) can load."""
         machine = "aarch64" if self.architecture.name == "arm64" else "x86_64"
@@ -122,8 +141,22 @@ class Bundler:
 
     @cached_property
     def _locked(self) -> dict[str, str]:
+        """Package → version, for the runtime's Python: where uv locked a package at several
+        versions (one per Python range), the one whose resolution markers admit the runtime."""
         lock = tomllib.loads(self.lock_file.read_text())
-        return {_normalize(p["name"]): str(p["version"]) for p in lock["package"] if "version" in p}
+        environment = self.platform.marker_environment
+        versions: dict[str, list[str]] = {}
+        for package in lock["package"]:
+            if "version" not in package:
+                continue
+            markers = package.get("resolution-markers", [])
+            if markers and not any(Marker(m).evaluate(environment) for m in markers):
+                continue
+            versions.setdefault(_normalize(package["name"]), []).append(str(package["version"]))
+        ambiguous = sorted(name for name, found in versions.items() if len(found) > 1)
+        if ambiguous:
+            raise ValueError(f"{self.lock_file.name} has several versions of {ambiguous}")
+        return {name: found[0] for name, found in versions.items()}
 
     def pins(self, packages: Iterable[str]) -> tuple[str, ...]:
         """`name==version` for each package, versions taken from uv.lock."""

@@ -47,6 +47,23 @@ class FunctionConfig(_Strict):
     timeout_seconds: int = Field(ge=1, le=900)
 
 
+class PythonExecConfig(_Strict):
+    """The limits of one program that `python_exec` runs (its child process, not its function)."""
+
+    program_cpu_seconds: int = Field(default=5, ge=1, le=60)
+    program_memory_mb: int = Field(default=128, ge=16, le=4096)
+    # numpy for the programs, from a layer given to python_exec only.
+    numeric: bool = False
+
+    def environment(self) -> dict[str, str]:
+        """What the function reads (`tools.python_exec.sandbox.SandboxSettings.from_env`)."""
+        return {
+            "LOCKGATE_PYTHON_CPU_SECONDS": str(self.program_cpu_seconds),
+            "LOCKGATE_PYTHON_MEMORY_MB": str(self.program_memory_mb),
+            "LOCKGATE_PYTHON_NUMERIC": "true" if self.numeric else "false",
+        }
+
+
 class WorkerConfig(FunctionConfig):
     """The worker: the orchestrator loop, fed by the sessions queue."""
 
@@ -159,6 +176,14 @@ class LockgateConfig(_Strict):
     worker: WorkerConfig = WorkerConfig()
     alarms: AlarmsConfig = AlarmsConfig()
     tool_function: FunctionConfig = FunctionConfig(memory_mb=256, timeout_seconds=15)
+    # Tools whose function is sized apart from `tool_function`, by tool name. python_exec
+    # starts a child interpreter per call, which Lambda gives CPU in proportion to memory: at
+    # 1769 MB a function has one whole vCPU, so a program's CPU-seconds limit is reached
+    # before the sandbox's wall clock (CPU limit + 3 s) ends it.
+    tool_function_overrides: dict[str, FunctionConfig] = Field(
+        default_factory=lambda: {"python_exec": FunctionConfig(memory_mb=1769, timeout_seconds=15)}
+    )
+    python_exec: PythonExecConfig = PythonExecConfig()
     # The API, WebSocket and dead-letter functions: short request/response work, except that
     # POST /sessions with `Prefer: wait=N` waits up to 25 s for the session to finish, within
     # API Gateway's 29 s integration limit.

@@ -15,6 +15,7 @@ from infra.bundling import (
     AUTH_PACKAGES,
     CORE_PACKAGES,
     MIGRATION_SOURCES,
+    NUMERIC_PACKAGES,
     ORCHESTRATOR_PACKAGES,
     ORCHESTRATOR_SOURCES,
     POSTGRES_PACKAGES,
@@ -31,6 +32,8 @@ from infra.stacks.observability import ObservabilityStack, ObservabilityStackPro
 from infra.stacks.sessions import SessionsStack, SessionsStackProps
 from infra.stacks.tools import ToolsStack, ToolsStackProps
 from tools.kit.contract import ToolSpec
+from tools.python_exec.contract import SPEC as PYTHON_EXEC
+from tools.python_exec.sandbox import SandboxSettings
 from tools.registry import CONTRACTS
 
 # The newest Python runtime aws-cdk-lib knows, on Graviton.
@@ -85,17 +88,28 @@ def build(
     """Create Lockgate's stacks for these tool contracts (sources read by `bundler`, by
     default from this repository)."""
     declared = {s.name: s.upstream for s in specs}
-    unknown = set(config.tool_upstream_urls) - set(declared)
-    if unknown:
-        raise ValueError(f"tool_upstream_urls names unknown tools: {sorted(unknown)}")
+    for setting in ("tool_upstream_urls", "tool_function_overrides"):
+        unknown = set(getattr(config, setting)) - set(declared)
+        if unknown:
+            raise ValueError(f"{setting} names unknown tools: {sorted(unknown)}")
     undeclared = sorted(n for n in config.tool_upstream_urls if declared[n] is None)
     if undeclared:
         raise ValueError(f"tool_upstream_urls names tools that declare no upstream: {undeclared}")
+    environments: dict[str, dict[str, str]] = {
+        name: {"LOCKGATE_UPSTREAM_URL": url} for name, url in config.tool_upstream_urls.items()
+    }
+    if PYTHON_EXEC.name in declared:
+        environments[PYTHON_EXEC.name] = python_exec_environment(config)
     bundler = bundler or Bundler(PLATFORM)
     # A layer version belongs to one stack, so each stack builds its own from the same asset.
     core = partial(bundler.layer_code, CORE_PACKAGES)
     postgres = partial(bundler.layer_code, POSTGRES_PACKAGES)
     tool_postgres = partial(bundler.layer_code, TOOL_POSTGRES_PACKAGES)
+    tool_layers = (
+        {PYTHON_EXEC.name: (partial(bundler.layer_code, NUMERIC_PACKAGES),)}
+        if config.python_exec.numeric and PYTHON_EXEC.name in declared
+        else {}
+    )
     retention = _RETENTION[config.log_retention_days]
     prefix = config.stack_prefix
 
@@ -129,7 +143,9 @@ def build(
             database=data.database_access,
             function=config.tool_function,
             log_retention=retention,
-            upstream_urls=config.tool_upstream_urls,
+            functions=config.tool_function_overrides,
+            environments=environments,
+            tool_layers=tool_layers,
         ),
     )
     sessions = SessionsStack(
@@ -185,6 +201,32 @@ def build(
         ),
     )
     return Lockgate(data=data, tools=tools, sessions=sessions, api=api, observability=observability)
+
+
+# What python_exec's function needs besides its child's memory limit: its own interpreter and
+# the child's, before the program adds anything (about 35 MB each); and time, after the
+# sandbox's wall clock, to answer.
+PYTHON_EXEC_HEADROOM_MB = 256
+PYTHON_EXEC_ANSWER_SECONDS = 2
+
+
+def python_exec_environment(config: LockgateConfig) -> dict[str, str]:
+    """python_exec's sandbox limits as its function's environment, once they are checked
+    against that function's size and time limit."""
+    environment = config.python_exec.environment()
+    sandbox = SandboxSettings.from_env(environment)
+    function = config.tool_function_overrides.get(PYTHON_EXEC.name, config.tool_function)
+    if function.memory_mb < sandbox.memory_mb + PYTHON_EXEC_HEADROOM_MB:
+        raise ValueError(
+            f"{PYTHON_EXEC.name}: {function.memory_mb} MB cannot hold a {sandbox.memory_mb} MiB "
+            f"program; give the function at least {PYTHON_EXEC_HEADROOM_MB} MB more"
+        )
+    if function.timeout_seconds < sandbox.wall_seconds + PYTHON_EXEC_ANSWER_SECONDS:
+        raise ValueError(
+            f"{PYTHON_EXEC.name}: a {function.timeout_seconds} s timeout ends the function before "
+            f"the sandbox's {sandbox.wall_seconds:g} s wall clock ends a program"
+        )
+    return environment
 
 
 def add_checks(app: App) -> None:

@@ -26,7 +26,11 @@ def pascal(name: str) -> str:
 
 @dataclass(frozen=True)
 class DatabaseAccess:
-    """Where a tool that uses the database runs and what it may reach from there."""
+    """Where a tool that uses the database runs and what it may reach from there.
+
+    A tool that needs no network at all runs in the same subnets (they have no route out),
+    reaching nothing from there.
+    """
 
     vpc: ec2.IVpc
     subnets: ec2.SubnetSelection
@@ -58,8 +62,12 @@ class ToolFunction(Construct):
     - its own IAM role (no managed policies): write its own log group and, if the contract
       needs the database, read its own secret;
     - its own log group with retention;
-    - placed in the VPC, with its own security group, only if the contract needs the
-      database; that group may reach the database and the Secrets Manager endpoint;
+    - placed in the VPC, with its own security group, if the contract needs the database;
+      that group may reach the database and the Secrets Manager endpoint;
+    - placed in the VPC too if the contract needs no network at all (no database, no
+      upstream), with a security group of its own that has no rule and that no other group
+      admits: outside a VPC a function could reach the internet;
+    - outside the VPC otherwise (a tool with an upstream: the VPC has no route out);
     - a resource policy that lets only `props.invoker` (the orchestrator's role) invoke it.
     """
 
@@ -108,6 +116,15 @@ class ToolFunction(Construct):
             )
             self.security_group.connections.allow_to(
                 props.database.secrets_endpoint, ec2.Port.HTTPS, f"{spec.name} to Secrets Manager"
+            )
+        elif not spec.needs_network:
+            # No ingress, and no egress: CDK writes one rule that matches no traffic.
+            self.security_group = ec2.SecurityGroup(
+                self,
+                "SecurityGroup",
+                vpc=props.database.vpc,
+                description=f"{spec.name}: no network, no rules",
+                allow_all_outbound=False,
             )
 
         self.role = LambdaRole(

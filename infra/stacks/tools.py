@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
@@ -32,7 +32,11 @@ class ToolsStackProps:
     database: DatabaseAccess
     function: FunctionConfig
     log_retention: logs.RetentionDays
-    upstream_urls: Mapping[str, str]
+    # By tool name, for the tools named: a size of their own, environment variables (an
+    # upstream's URL, a sandbox's limits) and layers of their own.
+    functions: Mapping[str, FunctionConfig] = field(default_factory=dict)
+    environments: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    tool_layers: Mapping[str, Sequence[Callable[[], lambda_.Code]]] = field(default_factory=dict)
 
 
 class ToolsStack(Stack):
@@ -59,26 +63,31 @@ class ToolsStack(Stack):
         )
         self.tools: dict[str, ToolFunction] = {}
         for spec in props.specs:
+            own_layers = layer_versions(
+                self,
+                f"{pascal(spec.name)}Layer",
+                props.tool_layers.get(spec.name, ()),
+                props.runtime,
+                props.architecture,
+            )
+            shared = [*layers, *database_layers] if spec.needs_database else layers
+            function = props.functions.get(spec.name, props.function)
             self.tools[spec.name] = ToolFunction(
                 self,
                 pascal(spec.name),
                 spec=spec,
                 props=ToolFunctionProps(
                     code=props.tool_code(spec),
-                    layers=[*layers, *database_layers] if spec.needs_database else layers,
+                    layers=[*shared, *own_layers],
                     runtime=props.runtime,
                     architecture=props.architecture,
                     secret=props.secrets.get(spec.name),
                     invoker=self.orchestrator_role,
                     database=props.database,
-                    memory_mb=props.function.memory_mb,
-                    timeout=Duration.seconds(props.function.timeout_seconds),
+                    memory_mb=function.memory_mb,
+                    timeout=Duration.seconds(function.timeout_seconds),
                     log_retention=props.log_retention,
-                    environment=(
-                        {"LOCKGATE_UPSTREAM_URL": props.upstream_urls[spec.name]}
-                        if spec.name in props.upstream_urls
-                        else {}
-                    ),
+                    environment=props.environments.get(spec.name, {}),
                 ),
             )
         iam.Policy(

@@ -6,12 +6,14 @@ import tomllib
 from pathlib import Path
 
 from packaging.markers import Marker
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from infra.bundling import (
     AUTH_PACKAGES,
     CORE_PACKAGES,
     MIGRATION_SOURCES,
+    NUMERIC_PACKAGES,
     ORCHESTRATOR_PACKAGES,
     ORCHESTRATOR_SOURCES,
     POSTGRES_PACKAGES,
@@ -66,6 +68,18 @@ def test_pinned_package_lists_are_closed_under_the_lock() -> None:
     assert set(POSTGRES_PACKAGES) == _closure(("psycopg[binary]",)) - set(CORE_PACKAGES)
     assert set(ORCHESTRATOR_PACKAGES) == _closure(("tenacity",)) - set(CORE_PACKAGES)
     assert set(AUTH_PACKAGES) == _closure(("pyjwt[crypto]",)) - set(CORE_PACKAGES)
+    assert set(NUMERIC_PACKAGES) == _closure(("numpy",))
+
+
+def test_the_numeric_layer_pins_what_the_extra_declares_for_the_runtime() -> None:
+    # numpy is locked at two versions, one per Python range: the layer gets the runtime's.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = [Requirement(r) for r in project["optional-dependencies"]["numeric"]]
+    (runtime,) = [
+        r for r in declared if r.marker is None or r.marker.evaluate({**TARGET, "extra": "numeric"})
+    ]
+    assert Bundler(PLATFORM).pins(NUMERIC_PACKAGES) == (f"{runtime.name}{runtime.specifier}",)
+    assert PLATFORM.marker_environment == TARGET
 
 
 def test_pins_come_from_the_lock_and_never_include_boto() -> None:

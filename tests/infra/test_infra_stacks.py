@@ -159,7 +159,11 @@ def test_migrations_run_as_a_custom_resource_with_every_tool_secret(
     )
 
 
-def test_tools_that_use_the_database_run_in_the_vpc(assembly: Assembly, lockgate: Lockgate) -> None:
+def test_only_tools_that_call_an_upstream_run_outside_the_vpc(
+    assembly: Assembly, lockgate: Lockgate
+) -> None:
+    # A database tool runs in the VPC to reach PostgreSQL; a tool without network, so that
+    # it reaches nothing (tests/infra/test_infra_no_network.py).
     stack = lockgate.tools.stack_name
     for spec in CONTRACTS:
         (function,) = [
@@ -167,7 +171,9 @@ def test_tools_that_use_the_database_run_in_the_vpc(assembly: Assembly, lockgate
             for k, f in assembly.resources(stack, "AWS::Lambda::Function").items()
             if k.startswith(f"{pascal(spec.name)}Function")
         ]
-        assert ("VpcConfig" in function["Properties"]) == spec.needs_database
+        in_vpc = spec.needs_database or not spec.needs_network
+        assert ("VpcConfig" in function["Properties"]) == in_vpc, spec.name
+        assert in_vpc == (spec.upstream is None), spec.name
 
 
 class _Input(StrictInput):
@@ -182,14 +188,15 @@ class _Output(ToolOutput):
     text: str
 
 
-def test_a_tool_without_database_privileges_stays_out_of_the_vpc() -> None:
-    # Given a contract that declares no database privileges
+def test_a_tool_with_an_upstream_and_no_database_stays_out_of_the_vpc() -> None:
+    # Given a contract that declares no database privileges, and an upstream it calls
     spec = ToolSpec(
         name="text_echo",
         summary="Echo.",
         input=_Input,
         output=_Output,
         scopes=frozenset({"echo"}),
+        upstream="echo",
     )
     stack = Stack(App(builtin_cloud_formation_validation=False), "Probe")
     vpc = ec2.Vpc(stack, "Vpc", nat_gateways=0)

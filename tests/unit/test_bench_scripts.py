@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bench import loop_overhead, prompt_tokens
+from bench import loop_overhead, prompt_tokens, python_exec
+from tools.python_exec.policy import allowlist, check
 
 
 def test_loop_benchmark_runs_both_loops_to_the_same_step_count() -> None:
@@ -24,3 +25,16 @@ def test_prompt_benchmark_compacts_without_changing_the_outcome() -> None:
             compacted["input_tokens_per_step"], baseline["input_tokens_per_step"], strict=True
         )
     )
+
+
+def test_python_exec_benchmark_programs_pass_the_check_and_compute_their_answer() -> None:
+    for code in (python_exec.ANALYSIS, python_exec.EXAMPLE["code"]):
+        assert check(str(code), allowlist()) is None
+    response = python_exec.handler(python_exec.ANALYSIS_CALL)
+    assert response["status"] == "ok"
+    months = response["output"]["result"]["months"]
+    orders = python_exec.ORDERS["orders"]
+    assert sum(m["orders"] for m in months) == len(orders)
+    assert round(sum(m["total"] for m in months), 2) == round(sum(o["amount"] for o in orders), 2)
+    assert response["output"]["result"]["largest"] == max(o["amount"] for o in orders)
+    assert python_exec.BASELINE in python_exec.cases(calls=1)

@@ -143,6 +143,17 @@ def test_an_upstream_is_a_plain_name() -> None:
         soon_spec({"day": "2030-05-12"}, upstream="https://calendar.example")
 
 
+def test_only_a_tool_without_database_or_upstream_needs_no_network() -> None:
+    day = {"day": "2030-05-12"}
+    assert soon_spec(day).needs_network is False
+    assert soon_spec(day, upstream="calendar").needs_network is True
+    assert soon_spec(day, db_privileges={"slots": frozenset({"SELECT"})}).needs_network is True
+    assert soon_spec(day, writes=True).needs_network is True
+    offline = {spec.name for spec in CONTRACTS if not spec.needs_network}
+    assert "python_exec" in offline
+    assert "weather_lookup" not in offline
+
+
 def test_scopes_derive_from_the_contracts() -> None:
     reader = soon_spec({"day": "2030-05-12"})
     writer = soon_spec(

@@ -123,6 +123,13 @@ class ToolSpec:
         return bool(self.db_privileges) or self.writes
 
     @property
+    def needs_network(self) -> bool:
+        """False for a tool that reaches nothing beyond its own process: no database and no
+        upstream. Deployed, such a tool gets no network path at all (a security group without
+        rules, in subnets without a route out)."""
+        return self.needs_database or self.upstream is not None
+
+    @property
     def db_role(self) -> str:
         """The PostgreSQL role this tool's handler connects as."""
         return f"lockgate_{self.name}"
