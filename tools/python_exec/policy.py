@@ -131,6 +131,12 @@ class Allowlist:
     modules: tuple[str, ...]
     members: Mapping[str, frozenset[str]] = field(repr=False)
 
+    def only(self, names: frozenset[str]) -> Allowlist:
+        """This allowlist narrowed to the modules in `names` (those a program imports)."""
+        kept = tuple(name for name in self.modules if name in names)
+        members = {k: v for k, v in self.members.items() if k.split(".")[0] in kept}
+        return Allowlist(kept, members)
+
     def module_paths(self) -> tuple[str, ...]:
         """Where the child finds modules outside the standard library (numpy, pandas)."""
         paths: list[str] = []
@@ -182,6 +188,21 @@ def check(code: str, allowed: Allowlist) -> Refusal | None:
             name="",
         )
     return _Checker(allowed, _module_aliases(tree)).first_problem(tree)
+
+
+def modules_used(code: str) -> frozenset[str]:
+    """The top-level modules a (checked) program imports: all the child needs to load."""
+    try:
+        tree = ast.parse(code, filename="<program>", mode="exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return frozenset()  # the child reports the error itself
+    used: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            used.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            used.add(node.module.split(".")[0])
+    return frozenset(used)
 
 
 def _module_aliases(tree: ast.Module) -> dict[str, str]:

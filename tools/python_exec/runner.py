@@ -23,22 +23,20 @@ The parent also imports this module for its constants, so nothing here runs on i
 
 from __future__ import annotations
 
-import ast
+import _ast
 import builtins
-import contextlib
-import datetime
-import decimal
-import fractions
 import functools
 import json
 import math
 import resource
 import sys
 import time
-import traceback
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the child imports as little as it can: it starts once per program
+    from collections.abc import Iterable, Mapping
+    from typing import Any
 
 STANDARD_MODULES = (
     "math",
@@ -162,14 +160,14 @@ def _classes(namespaces: Iterable[types.SimpleNamespace]) -> Iterable[int]:
 
 def _warm(modules: Mapping[str, Any]) -> None:
     """Run once what loads lazily, so no import is needed after imports are refused."""
-    datetime.datetime.strptime("2000-01-02", "%Y-%m-%d")
-    time.strptime("2000", "%Y")
-    b"x".decode("ascii")
+    if "datetime" in modules:
+        modules["datetime"].datetime.strptime("2000-01-02", "%Y-%m-%d")
     if "re" in modules:
         modules["re"].compile(r"(?i)\w+\d*").sub("", "A1")
     if "json" in modules:
         modules["json"].dumps({"a": [1, 2.5, None]}, indent=1, sort_keys=True)
     if "decimal" in modules:
+        decimal = modules["decimal"]
         decimal.Decimal("1.10").quantize(decimal.Decimal("0.1"))
     if "random" in modules:
         modules["random"].Random(1).random()
@@ -250,9 +248,20 @@ def _limit(cpu_seconds: int, memory_bytes: int, in_use: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def _install_guard(
-    classes: frozenset[int],
-) -> Callable[[], contextlib.AbstractContextManager[None]]:
+class _Pause:
+    """Stands the audit hook down for the `with` block (the runner reading a traceback)."""
+
+    def __init__(self, state: dict[str, bool]) -> None:
+        self._state = state
+
+    def __enter__(self) -> None:
+        self._state["active"] = False
+
+    def __exit__(self, *exc: object) -> None:
+        self._state["active"] = True
+
+
+def _install_guard(classes: frozenset[int]) -> _Pause:
     """Refuse the audit events above from now on, and changes to the classes in `classes`.
 
     An audit hook cannot be removed. Its one switch lives in this closure, which nothing the
@@ -270,16 +279,8 @@ def _install_guard(
         if event in _CLASS_CHANGES and id(args[0]) in classes:
             raise RuntimeError("changing a class of an allowed module is not allowed")
 
-    @contextlib.contextmanager
-    def paused() -> Iterator[None]:
-        state["active"] = False
-        try:
-            yield
-        finally:
-            state["active"] = True
-
     sys.addaudithook(hook)
-    return paused
+    return _Pause(state)
 
 
 class _Output:
@@ -338,16 +339,22 @@ class _Importer:
         raise ImportError(f"module {name!r} is not available")
 
 
+_ONLY_AST = 0x400  # ast.PyCF_ONLY_AST, without importing the ast module
+
+
 def _program(code: str) -> types.CodeType:
     """Compile the program, its last expression (if any) kept as a value."""
-    tree = ast.parse(code, filename=FILENAME, mode="exec")
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
+    tree = compile(code, FILENAME, "exec", flags=_ONLY_AST, dont_inherit=True)
+    if tree.body and isinstance(tree.body[-1], _ast.Expr):
         last = tree.body[-1]
-        tree.body[-1] = ast.copy_location(
-            ast.Assign(targets=[ast.Name(id=_LAST, ctx=ast.Store())], value=last.value), last
-        )
-    ast.fix_missing_locations(tree)
-    return compile(tree, FILENAME, "exec", dont_inherit=True)
+        target = _ast.Name(id=_LAST, ctx=_ast.Store())
+        assign = _ast.Assign(targets=[target], value=last.value)
+        for node in (target, assign):
+            node.lineno, node.col_offset = last.lineno, last.col_offset
+            node.end_lineno, node.end_col_offset = last.end_lineno, last.end_col_offset
+        tree.body[-1] = assign
+    code_object: types.CodeType = compile(tree, FILENAME, "exec", dont_inherit=True)
+    return code_object
 
 
 class _Result:
@@ -361,10 +368,14 @@ class _Result:
     def __init__(self, max_depth: int, max_items: int) -> None:
         self.max_depth = max_depth
         self.items_left = max_items
+        # Only a module the program imported can have made one of its values.
+        self.decimal = sys.modules.get("decimal")
+        self.fractions = sys.modules.get("fractions")
+        self.datetime = sys.modules.get("datetime")
         self.numpy = sys.modules.get("numpy")
         self.pandas = sys.modules.get("pandas")
 
-    def convert(self, value: Any, depth: int = 1) -> Any:  # noqa: PLR0912
+    def convert(self, value: Any, depth: int = 1) -> Any:
         if depth > self.max_depth:
             raise Limit("result_depth", f"the result is nested deeper than {self.max_depth} levels")
         self.items_left -= 1
@@ -379,18 +390,9 @@ class _Result:
             return number if math.isfinite(number) else repr(number)
         if isinstance(value, str):
             return str.__str__(value)
-        if isinstance(value, decimal.Decimal):
-            return decimal.Decimal.__str__(value)
-        if isinstance(value, fractions.Fraction):
-            return f"{int.__int__(value.numerator)}/{int.__int__(value.denominator)}"
-        if isinstance(value, datetime.datetime):
-            return datetime.datetime.isoformat(value)
-        if isinstance(value, datetime.date):
-            return datetime.date.isoformat(value)
-        if isinstance(value, datetime.time):
-            return datetime.time.isoformat(value)
-        if isinstance(value, datetime.timedelta):
-            return datetime.timedelta.__str__(value)
+        text = self.text(value)
+        if text is not None:
+            return text
         if isinstance(value, dict):
             return {self.key(key): self.convert(item, depth + 1) for key, item in dict.items(value)}
         if isinstance(value, list | tuple):
@@ -408,6 +410,24 @@ class _Result:
             f"the result must be JSON-like (numbers, strings, lists, dicts, dates); "
             f"got {type(value).__name__}"
         )
+
+    def text(self, value: Any) -> str | None:
+        """Decimals, fractions and dates, as text."""
+        decimal, fractions, datetime = self.decimal, self.fractions, self.datetime
+        if decimal is not None and isinstance(value, decimal.Decimal):
+            return str(decimal.Decimal.__str__(value))
+        if fractions is not None and isinstance(value, fractions.Fraction):
+            return f"{int.__int__(value.numerator)}/{int.__int__(value.denominator)}"
+        if datetime is not None:
+            if isinstance(value, datetime.datetime):
+                return str(datetime.datetime.isoformat(value))
+            if isinstance(value, datetime.date):
+                return str(datetime.date.isoformat(value))
+            if isinstance(value, datetime.time):
+                return str(datetime.time.isoformat(value))
+            if isinstance(value, datetime.timedelta):
+                return str(datetime.timedelta.__str__(value))
+        return None
 
     def numeric(self, value: Any) -> Any:
         numpy, pandas = self.numpy, self.pandas
@@ -442,15 +462,16 @@ def _failure(kind: str, message: str, **details: Any) -> dict[str, Any]:
     return {"ok": False, "error": {"kind": kind, "message": message, "details": details}}
 
 
-def _line_of(
-    exc: BaseException, paused: Callable[[], contextlib.AbstractContextManager[None]]
-) -> int | None:
-    with paused():
-        summary = traceback.StackSummary.extract(
-            traceback.walk_tb(exc.__traceback__), lookup_lines=False
-        )
-    frames = [f for f in summary if f.filename == FILENAME]
-    return frames[-1].lineno if frames else None
+def _line_of(exc: BaseException, paused: _Pause) -> int | None:
+    """The program's line the exception came from (its innermost frame in the program)."""
+    line = None
+    with paused:
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == FILENAME:
+                line = tb.tb_lineno
+            tb = tb.tb_next
+    return line
 
 
 def run(request: Mapping[str, Any]) -> dict[str, Any]:

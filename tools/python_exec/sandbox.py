@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from tools.kit.settings import from_variables
 from tools.python_exec import runner
-from tools.python_exec.policy import Allowlist
+from tools.python_exec.policy import Allowlist, modules_used
 
 RUNNER = Path(runner.__file__).resolve()
 # How long a child may take to start and to hand its answer back, beyond its CPU limit.
@@ -122,7 +122,12 @@ class Failed:
 def run_program(
     code: str, inputs: Any, settings: SandboxSettings, allowed: Allowlist
 ) -> Ran | Failed:
-    """Run a program that passed the static check, in a child process, and say what happened."""
+    """Run a program that passed the static check, in a child process, and say what happened.
+
+    The child loads only the allowed modules the program imports: a program that imports
+    nothing starts an interpreter and nothing more.
+    """
+    allowed = allowed.only(modules_used(code))
     request = json.dumps(
         {
             "code": code,
