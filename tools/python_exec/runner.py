@@ -32,7 +32,8 @@ import resource
 import sys
 import time
 import types
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the child milliseconds
 
 if TYPE_CHECKING:  # the child imports as little as it can: it starts once per program
     from collections.abc import Iterable, Mapping
