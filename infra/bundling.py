@@ -62,6 +62,24 @@ ORCHESTRATOR_PACKAGES: tuple[str, ...] = ("tenacity",)
 # several MB that changes rarely, so a layer, given only to the WebSocket functions.
 AUTH_PACKAGES: tuple[str, ...] = ("cffi", "cryptography", "pycparser", "pyjwt")
 
+# Model providers besides Bedrock (`openai:` / `anthropic:` specs in the configuration): the
+# HTTP stack both SDKs share in one layer, each SDK in its own. Only the worker gets them, and
+# only for the providers its models use.
+PROVIDER_HTTP_PACKAGES: tuple[str, ...] = (
+    "anyio",
+    "h11",
+    "httpcore2",
+    "httpx2",
+    "idna",
+    "jiter",
+    "sniffio",
+    "truststore",
+)
+PROVIDER_PACKAGES: dict[str, tuple[str, ...]] = {
+    "openai": ("openai",),
+    "anthropic": ("anthropic", "docstring-parser", "opentelemetry-api"),
+}
+
 # Contracts only: what the orchestrator and the migrations read. No handler, no driver.
 CONTRACT_SOURCES: tuple[str, ...] = (
     "tools/__init__.py",

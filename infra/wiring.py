@@ -18,6 +18,8 @@ from infra.bundling import (
     ORCHESTRATOR_PACKAGES,
     ORCHESTRATOR_SOURCES,
     POSTGRES_PACKAGES,
+    PROVIDER_HTTP_PACKAGES,
+    PROVIDER_PACKAGES,
     TOOL_POSTGRES_PACKAGES,
     Bundler,
     LambdaPlatform,
@@ -98,6 +100,16 @@ def build(
     tool_postgres = partial(bundler.layer_code, TOOL_POSTGRES_PACKAGES)
     retention = _RETENTION[config.log_retention_days]
     prefix = config.stack_prefix
+    # Each provider the models use: its SDK layer (after the shared HTTP one) for the worker.
+    providers = config.models.providers
+    provider_layers = {
+        **(
+            {"ProviderHttp": partial(bundler.layer_code, PROVIDER_HTTP_PACKAGES)}
+            if providers
+            else {}
+        ),
+        **{f"{pascal(p)}Sdk": partial(bundler.layer_code, PROVIDER_PACKAGES[p]) for p in providers},
+    }
 
     data = DataStack(
         app,
@@ -112,6 +124,7 @@ def build(
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             log_retention=retention,
+            model_providers=providers,
         ),
     )
     tools = ToolsStack(
@@ -164,6 +177,8 @@ def build(
             worker=config.worker,
             max_steps=config.max_steps,
             log_retention=retention,
+            provider_layers=provider_layers,
+            provider_secrets=data.provider_secrets,
         ),
     )
     observability = ObservabilityStack(
