@@ -17,6 +17,9 @@ MB = 1024 * 1024
 # Unzipped, code plus layers: what a function loads. boto3 is never shipped (the runtime has it).
 TOOL_MAX_BYTES = 15 * MB
 SESSION_FUNCTION_MAX_BYTES = 20 * MB
+# The worker's model-provider SDK layers together (OpenAI's and Anthropic's SDKs and their HTTP
+# stack), on top of the above; present only for the providers the configured models use.
+PROVIDER_LAYERS_MAX_BYTES = 25 * MB
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,24 @@ AUTH_PACKAGES: tuple[str, ...] = ("cffi", "cryptography", "pycparser", "pyjwt")
 # when `cdk.json` `python_exec.numeric` is on.
 NUMERIC_PACKAGES: tuple[str, ...] = ("numpy",)
 
+# Model providers besides Bedrock (`openai:` / `anthropic:` specs in the configuration): the
+# HTTP stack both SDKs share in one layer, each SDK in its own. Only the worker gets them, and
+# only for the providers its models use.
+PROVIDER_HTTP_PACKAGES: tuple[str, ...] = (
+    "anyio",
+    "h11",
+    "httpcore2",
+    "httpx2",
+    "idna",
+    "jiter",
+    "sniffio",
+    "truststore",
+)
+PROVIDER_PACKAGES: dict[str, tuple[str, ...]] = {
+    "openai": ("openai",),
+    "anthropic": ("anthropic", "docstring-parser", "opentelemetry-api"),
+}
+
 # Contracts only: what the orchestrator and the migrations read. No handler, no driver.
 CONTRACT_SOURCES: tuple[str, ...] = (
     "tools/__init__.py",

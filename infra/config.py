@@ -6,11 +6,12 @@ Only `app.py` reads context; everything else receives these typed values.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.limits import DEFAULT_MAX_STEPS, MAX_STEPS_CEILING
+from orchestrator.models.specs import UnknownModel, parse_spec
 
 # CloudWatch Logs accepts only these retention periods (days).
 RetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827]
@@ -106,24 +107,59 @@ class ApiConfig(_Strict):
     manage_account_logging_role: bool = True
 
 
+# Providers reached through their own SDK (a layer each) and an API key in Secrets Manager.
+KeyedProvider = Literal["openai", "anthropic"]
+# A model name as an OpenAI-compatible server or Anthropic spells it: `gpt-4.1-mini`,
+# `claude-sonnet-4-5`, `meta-llama/Llama-3.1-8B-Instruct`, `qwen2.5:7b`.
+_PROVIDER_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,150}$")
+
+
+def _check_spec(spec: str) -> str:
+    """A model spec the worker can build: `bedrock:ID` or a bare Bedrock id, `openai:MODEL`,
+    `anthropic:MODEL`."""
+    try:
+        provider, model = parse_spec(spec)
+    except UnknownModel as exc:
+        raise ValueError(str(exc)) from exc
+    if provider == "bedrock" and not _MODEL_ID.match(model):
+        raise ValueError(f"{spec!r} is not a Bedrock model id")
+    if provider != "bedrock" and not _PROVIDER_MODEL.match(model):
+        raise ValueError(f"{spec!r}: {model!r} is not a model name")
+    return spec
+
+
 class ModelsConfig(_Strict):
-    """The Bedrock models the worker may call: nothing else is granted."""
+    """The models the worker may call: Bedrock ids (nothing else is granted) and `openai:` /
+    `anthropic:` specs (each such provider gets its SDK layer and a key secret)."""
 
     router_model_id: str = "amazon.nova-lite-v1:0"
     # Writes the final answer (`LOCKGATE_SYNTHESIZER_MODEL_ID`); None = the router does.
     synthesizer: str | None = None
     # Router models a caller may choose per session (`options.model`), besides the default.
     allowed: tuple[str, ...] = ()
+    # Other Bedrock models the worker may invoke.
     extra_model_ids: tuple[str, ...] = ()
     # Bedrock prompt caching of the instructions and tool catalog (models that support it).
     prompt_cache: bool = False
     # Regions an inference profile (`eu.`, `us.`, ... ids) may route to; empty = the stack's.
     inference_regions: tuple[str, ...] = ()
+    # The worker's `OPENAI_BASE_URL` / `ANTHROPIC_BASE_URL`: an OpenAI-compatible server (or a
+    # gateway) instead of the provider's own API. Only for a provider the models above use.
+    base_urls: dict[KeyedProvider, Annotated[str, Field(pattern=r"^https://[^\s]+$")]] = Field(
+        default_factory=dict
+    )
 
-    @field_validator("router_model_id", "synthesizer", "allowed", "extra_model_ids", mode="after")
+    @field_validator("router_model_id", "synthesizer", "allowed", mode="after")
     @classmethod
-    def _model_ids(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
-        for model_id in () if value is None else (value,) if isinstance(value, str) else value:
+    def _specs(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+        for spec in () if value is None else (value,) if isinstance(value, str) else value:
+            _check_spec(spec)
+        return value
+
+    @field_validator("extra_model_ids", mode="after")
+    @classmethod
+    def _model_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for model_id in value:
             if not _MODEL_ID.match(model_id):
                 raise ValueError(f"{model_id!r} is not a Bedrock model id")
         return value
@@ -136,16 +172,38 @@ class ModelsConfig(_Strict):
                 raise ValueError(f"{region!r} is not an AWS region")
         return value
 
+    @model_validator(mode="after")
+    def _base_urls_of_used_providers(self) -> Self:
+        unused = sorted(set(self.base_urls) - set(self.providers))
+        if unused:
+            raise ValueError(f"base_urls names providers no configured model uses: {unused}")
+        return self
+
     @property
     def choosable(self) -> tuple[str, ...]:
         """The models a caller may pick (`LOCKGATE_ALLOWED_MODELS`): the default router first."""
         return tuple(dict.fromkeys((self.router_model_id, *self.allowed)))
 
     @property
-    def model_ids(self) -> tuple[str, ...]:
-        """Every model id the worker may invoke, router first, without duplicates."""
+    def specs(self) -> tuple[str, ...]:
+        """Every model the worker may build, router first, without duplicates."""
         synthesizer = (self.synthesizer,) if self.synthesizer else ()
-        return tuple(dict.fromkeys((*self.choosable, *synthesizer, *self.extra_model_ids)))
+        return tuple(dict.fromkeys((*self.choosable, *synthesizer)))
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        """Every Bedrock model id the worker may invoke, router first, without duplicates."""
+        bedrock = (
+            model for provider, model in map(parse_spec, self.specs) if provider == "bedrock"
+        )
+        return tuple(dict.fromkeys((*bedrock, *self.extra_model_ids)))
+
+    @property
+    def providers(self) -> tuple[KeyedProvider, ...]:
+        """The providers besides Bedrock that the models use (openai first): each gets its SDK layer
+        and a key secret."""
+        used = {provider for provider, _ in map(parse_spec, self.specs)}
+        return tuple(p for p in get_args(KeyedProvider) if p in used)
 
 
 def is_inference_profile(model_id: str) -> bool:

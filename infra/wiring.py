@@ -19,6 +19,8 @@ from infra.bundling import (
     ORCHESTRATOR_PACKAGES,
     ORCHESTRATOR_SOURCES,
     POSTGRES_PACKAGES,
+    PROVIDER_HTTP_PACKAGES,
+    PROVIDER_PACKAGES,
     TOOL_POSTGRES_PACKAGES,
     Bundler,
     LambdaPlatform,
@@ -112,6 +114,16 @@ def build(
     )
     retention = _RETENTION[config.log_retention_days]
     prefix = config.stack_prefix
+    # Each provider the models use: its SDK layer (after the shared HTTP one) for the worker.
+    providers = config.models.providers
+    provider_layers = {
+        **(
+            {"ProviderHttp": partial(bundler.layer_code, PROVIDER_HTTP_PACKAGES)}
+            if providers
+            else {}
+        ),
+        **{f"{pascal(p)}Sdk": partial(bundler.layer_code, PROVIDER_PACKAGES[p]) for p in providers},
+    }
 
     data = DataStack(
         app,
@@ -126,6 +138,7 @@ def build(
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             log_retention=retention,
+            model_providers=providers,
         ),
     )
     tools = ToolsStack(
@@ -180,6 +193,8 @@ def build(
             worker=config.worker,
             max_steps=config.max_steps,
             log_retention=retention,
+            provider_layers=provider_layers,
+            provider_secrets=data.provider_secrets,
         ),
     )
     observability = ObservabilityStack(

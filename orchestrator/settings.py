@@ -14,6 +14,9 @@ from orchestrator.limits import DEFAULT_MAX_STEPS, MAX_STEPS_CEILING
 from orchestrator.pricing import Price
 
 PREFIX = "LOCKGATE_"
+# What a model provider's key secret holds until the operator puts the key into it (the
+# stack creates it with this value; the worker refuses it rather than send it).
+PROVIDER_KEY_PLACEHOLDER = "put-the-provider-api-key-here"
 
 
 class EnvironmentSettings(BaseModel):
@@ -57,7 +60,8 @@ class OrchestratorSettings(EnvironmentSettings):
     """Environment of the API, worker and dead-letter functions (`LOCKGATE_` prefix).
 
     `tool_functions` is a JSON object (tool name → function name or ARN) and `allowed_models`
-    a JSON list. `aws_endpoint_url` is set only by `lockgate serve`, pointing DynamoDB and SQS
+    a JSON list. `provider_secrets` is a JSON object (`openai`/`anthropic` → the ARN of the
+    Secrets Manager secret holding that provider's API key; the worker's only). `aws_endpoint_url` is set only by `lockgate serve`, pointing DynamoDB and SQS
     at a local endpoint; in Lambda it is empty and the clients use AWS.
     """
 
@@ -79,6 +83,10 @@ class OrchestratorSettings(EnvironmentSettings):
     max_wait_seconds: float = Field(default=25.0, ge=0, le=28)
     prompt_cache: bool = False  # Bedrock prompt caching of instructions + catalog
     prices: dict[str, Price] = Field(default_factory=dict)  # over pricing.DEFAULT_PRICES
+    provider_secrets: dict[Literal["openai", "anthropic"], str] = Field(default_factory=dict)
+    # How long a provider key read from Secrets Manager is reused: a key put into the secret
+    # (or changed) reaches running workers within this time, without a cold start.
+    provider_secret_max_age_seconds: int = Field(default=300, ge=0)
     session_retention_days: float = Field(default=30, gt=0)  # then DynamoDB's TTL removes it
     # Where sessions and the work queue live: DynamoDB + SQS in the cloud, PostgreSQL for
     # `lockgate serve` (`sessions_database_url`: the runtime's own role), memory for tests.
@@ -86,6 +94,10 @@ class OrchestratorSettings(EnvironmentSettings):
     sessions_database_url: str = ""
     visibility_seconds: float = Field(default=900.0, gt=0)  # postgres queue: as the SQS queue
     max_receive_count: int = Field(default=3, ge=1)
+
+    def provider_secret(self, provider: str) -> str | None:
+        """The ARN of `provider`'s key secret, if the deployment has one."""
+        return next((arn for name, arn in self.provider_secrets.items() if name == provider), None)
 
     def model_allowed(self, model: str | None) -> bool:
         """A caller may pick the default model or one of the allowed ones."""

@@ -6,6 +6,7 @@ and models (adapters), never different logic.
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from orchestrator.sessions.checkpoints import Observer
 from orchestrator.sessions.ports import PullQueue, SessionRepository, Subscriptions
 from orchestrator.sessions.record import SessionRecord
 from orchestrator.sessions.service import CHANGES, SessionService
-from orchestrator.settings import OrchestratorSettings
+from orchestrator.settings import PROVIDER_KEY_PLACEHOLDER, OrchestratorSettings
 
 # The loop, the catalog and the tool contracts are the worker's alone: the API, dead-letter
 # and WebSocket functions never load them. The worker's entry point imports them itself.
@@ -150,12 +151,65 @@ def price_table(config: OrchestratorSettings) -> PriceTable:
     return PriceTable.with_overrides(config.prices)
 
 
+class _NoSecretValues(logging.Filter):
+    """botocore logs every response body at DEBUG: a Secrets Manager one holds the value."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not any(
+            isinstance(arg, bytes) and (b'"SecretString"' in arg or b'"SecretBinary"' in arg)
+            for arg in args
+        )
+
+
+_HIDE_SECRET_VALUES = _NoSecretValues()
+
+
+@cache
+def _secrets(endpoint_url: str) -> Any:
+    """One Powertools secrets provider per process (and endpoint): it caches what it read.
+    A key it reads never reaches a log, whatever level the function logs at."""
+    import boto3
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    logging.getLogger("botocore.parsers").addFilter(_HIDE_SECRET_VALUES)
+    options = {"endpoint_url": endpoint_url} if endpoint_url else {}
+    return SecretsProvider(boto3_client=boto3.client("secretsmanager", **options))
+
+
+def provider_key(provider: str, config: OrchestratorSettings) -> str | None:
+    """The deployment's API key for `provider` from its Secrets Manager secret, or None when
+    none is configured (the SDK then reads its own variables). Read on first use and reused
+    for `provider_secret_max_age_seconds`; handed to the SDK client only, never to the
+    environment or a log."""
+    arn = config.provider_secret(provider)
+    if arn is None:
+        return None
+    value = _secrets(config.aws_endpoint_url).get(
+        arn, max_age=config.provider_secret_max_age_seconds
+    )
+    if isinstance(value, bytes):
+        value = value.decode()
+    if not isinstance(value, str) or value.strip() in ("", PROVIDER_KEY_PLACEHOLDER):
+        raise ValueError(
+            f"the {provider} key secret holds no key yet: put it with "
+            "`aws secretsmanager put-secret-value`"
+        )
+    # A pasted key often ends in a newline, which no HTTP header may carry.
+    return value.strip()
+
+
 def provider_model(model_id: str) -> Model:
     """The default model factory: `bedrock:`/bare ids (Bedrock Converse, prompt caching as
-    configured), `openai:` and `anthropic:` (their SDKs must be in the function's package)."""
-    from orchestrator.models.specs import model_from_spec
+    configured), `openai:` and `anthropic:` (their SDKs must be in the function's package;
+    the key comes from the provider's secret when the deployment configures one)."""
+    from orchestrator.models.specs import model_from_spec, parse_spec
 
-    return model_from_spec(model_id, prompt_cache=settings().prompt_cache)
+    config = settings()
+    provider, _ = parse_spec(model_id)
+    return model_from_spec(
+        model_id, prompt_cache=config.prompt_cache, api_key=provider_key(provider, config)
+    )
 
 
 def lambda_invoker(config: OrchestratorSettings) -> ToolInvoker:

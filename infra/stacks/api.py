@@ -5,8 +5,9 @@ them and behind the sessions queue.
   (DynamoDB) and enqueues it (SQS); reads sessions and their events; requests cancellation.
   It can neither invoke a tool nor call a model.
 - `Worker` (SQS): runs the orchestrator loop with the orchestrator's role, the only principal
-  the tools trust; it alone calls Bedrock, checkpoints each step and pushes progress to
-  WebSocket subscribers.
+  the tools trust; it alone calls Bedrock (and the `openai`/`anthropic` providers the
+  configured models use: their SDK layers and the key secrets are its alone), checkpoints each
+  step and pushes progress to WebSocket subscribers.
 - `DeadLetters` (the dead-letter queue): marks the sessions whose messages gave up as failed.
 - `WebSocket` + `WebSocketAuthorizer`: subscriptions to a session's progress events; the
   `$connect` route verifies a Cognito ID token passed as the `token` query parameter.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jsii
 from aws_cdk import (
@@ -40,6 +41,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -147,6 +149,10 @@ class ApiStackProps:
     worker: WorkerConfig
     max_steps: int
     log_retention: logs.RetentionDays
+    # Model providers besides Bedrock, for the worker only: their layers (construct id → code)
+    # and each provider's key secret (`openai` → secret).
+    provider_layers: Mapping[str, Callable[[], lambda_.Code]] = field(default_factory=dict)
+    provider_secrets: Mapping[str, secretsmanager.ISecret] = field(default_factory=dict)
 
 
 def scope_group_id(scope: str) -> str:
@@ -250,6 +256,16 @@ class ApiStack(Stack):
                 function=worker,
                 role=props.orchestrator_role,
                 reserved_concurrency=worker.reserved_concurrency,
+                extra_layers=[
+                    lambda_.LayerVersion(
+                        self,
+                        f"{name}Layer",
+                        code=code(),
+                        compatible_runtimes=[props.runtime],
+                        compatible_architectures=[props.architecture],
+                    )
+                    for name, code in props.provider_layers.items()
+                ],
                 environment={
                     "LOCKGATE_TABLE_NAME": props.table.table_name,
                     "LOCKGATE_QUEUE_URL": props.queue.queue_url,
@@ -266,6 +282,7 @@ class ApiStack(Stack):
                     "LOCKGATE_WEBSOCKET_ENDPOINT": self.websocket_stage.callback_url,
                     # A session's lease must outlive the invocation holding it.
                     "LOCKGATE_LEASE_SECONDS": str(worker.timeout_seconds + LEASE_MARGIN_SECONDS),
+                    **self._provider_environment(props),
                 },
                 statements=[
                     iam.PolicyStatement(
@@ -273,6 +290,7 @@ class ApiStack(Stack):
                         actions=["bedrock:InvokeModel"],
                         resources=self._model_arns(props.models),
                     ),
+                    *self._provider_statements(props),
                     _table("Sessions", props.table, WORKER_TABLE_ACTIONS),
                     iam.PolicyStatement(
                         sid="ConsumeAndRequeueSessions",
@@ -315,6 +333,29 @@ class ApiStack(Stack):
             )
         )
         return construct.function
+
+    def _provider_environment(self, props: ApiStackProps) -> dict[str, str]:
+        """Where the worker finds each provider's key (secret ARNs, never a key) and, when
+        configured, the provider's base URL (the SDK's own variable)."""
+        environment = {
+            f"{provider.upper()}_BASE_URL": url for provider, url in props.models.base_urls.items()
+        }
+        if props.provider_secrets:
+            environment["LOCKGATE_PROVIDER_SECRETS"] = self.to_json_string(
+                {p: secret.secret_arn for p, secret in sorted(props.provider_secrets.items())}
+            )
+        return environment
+
+    def _provider_statements(self, props: ApiStackProps) -> list[iam.PolicyStatement]:
+        if not props.provider_secrets:
+            return []
+        return [
+            iam.PolicyStatement(
+                sid="ReadModelProviderKeys",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[s.secret_arn for _, s in sorted(props.provider_secrets.items())],
+            )
+        ]
 
     def _dead_letters(self, props: ApiStackProps, asset: OrchestratorAsset) -> lambda_.Function:
         function = SessionFunction(

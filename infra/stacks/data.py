@@ -1,4 +1,5 @@
-"""The stateful stack: VPC, PostgreSQL, one secret per tool, and the migrations.
+"""The stateful stack: VPC, PostgreSQL, one secret per tool and per model provider, and the
+migrations.
 
 Termination protection is on and the stateful resources have pinned logical ids, so
 refactoring constructs can never replace the database or a tool's secret.
@@ -13,10 +14,12 @@ from dataclasses import dataclass
 
 from aws_cdk import (
     Acknowledgment,
+    CfnOutput,
     CfnResource,
     CustomResource,
     Duration,
     RemovalPolicy,
+    SecretValue,
     Stack,
     Validations,
 )
@@ -34,6 +37,7 @@ from infra.constructs.lambda_role import LambdaRole
 from infra.constructs.layers import layer_versions
 from infra.constructs.tool_function import DatabaseAccess, pascal
 from infra.runtime import FUNCTION_ENVIRONMENT
+from orchestrator.settings import PROVIDER_KEY_PLACEHOLDER
 from tools.kit.contract import ToolSpec
 
 POSTGRES_PORT = 5432
@@ -51,6 +55,8 @@ class DataStackProps:
     runtime: lambda_.Runtime
     architecture: lambda_.Architecture
     log_retention: logs.RetentionDays
+    # `openai`, `anthropic`: the providers the configured models use, one key secret each.
+    model_providers: Sequence[str] = ()
 
 
 def pin(construct: IConstruct, logical_id: str) -> None:
@@ -78,7 +84,8 @@ def contracts_fingerprint(specs: Sequence[ToolSpec]) -> str:
 
 
 class DataStack(Stack):
-    """VPC (isolated subnets, no NAT), RDS for PostgreSQL, tool secrets, migrations."""
+    """VPC (isolated subnets, no NAT), RDS for PostgreSQL, tool and model-provider secrets,
+    migrations."""
 
     def __init__(
         self, scope: Construct, id: str, *, props: DataStackProps, description: str
@@ -193,6 +200,7 @@ class DataStack(Stack):
             )
             self.tool_secrets[spec.name] = attached
 
+        self.provider_secrets = self._provider_secrets(props.model_providers)
         self.database_access = DatabaseAccess(
             vpc=self.vpc,
             subnets=self.subnets,
@@ -201,6 +209,39 @@ class DataStack(Stack):
             secrets_endpoint=self.secrets_endpoint,
         )
         self._migrations(props, master_secret)
+
+    def _provider_secrets(self, providers: Sequence[str]) -> dict[str, secretsmanager.ISecret]:
+        """One secret per model provider, for its API key. The stack writes only a placeholder
+        (the worker refuses it); the operator puts the key with `aws secretsmanager
+        put-secret-value`, and later deploys leave it alone while the placeholder is unchanged."""
+        secrets: dict[str, secretsmanager.ISecret] = {}
+        for provider in providers:
+            secret = secretsmanager.Secret(
+                self,
+                f"{pascal(provider)}ApiKey",
+                description=(
+                    f"Lockgate: the {provider} API key the worker sends (put it with aws "
+                    "secretsmanager put-secret-value; only the worker's role is granted read)"
+                ),
+                # Not a secret: the text the worker recognizes as "no key put yet".
+                secret_string_value=SecretValue.unsafe_plain_text(PROVIDER_KEY_PLACEHOLDER),
+            )
+            pin(secret, f"ModelProviderKey{pascal(provider)}")
+            Validations.of(secret).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-SMG4",
+                    reason=(
+                        f"A {provider} API key is issued by {provider}, not by AWS: Secrets "
+                        "Manager has no way to create or revoke one, so the operator rotates it "
+                        "at the provider and puts the new key here. Only the worker's role can "
+                        "read it."
+                    ),
+                )
+            )
+            # The operator's handle on it: `cdk deploy` prints it, and the README's command reads it.
+            CfnOutput(self, f"{pascal(provider)}KeySecretArn", value=secret.secret_arn)
+            secrets[provider] = secret
+        return secrets
 
     def _migrations(self, props: DataStackProps, master_secret: secretsmanager.ISecret) -> None:
         config = props.migration_function

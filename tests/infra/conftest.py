@@ -27,9 +27,27 @@ def cdk_context() -> dict[str, Any]:
     return context
 
 
+def default_config() -> LockgateConfig:
+    return LockgateConfig.model_validate(cdk_context()["lockgate"])
+
+
+def provider_config() -> LockgateConfig:
+    """cdk.json's configuration with an OpenAI and an Anthropic model allowed, OpenAI through
+    an OpenAI-compatible server."""
+    base = default_config()
+    models = base.models.model_copy(
+        update={
+            "allowed": (*base.models.allowed, "openai:gpt-4.1-mini"),
+            "synthesizer": "anthropic:claude-sonnet-4-5",
+            "base_urls": {"openai": "https://llm.example.com/v1"},
+        }
+    )
+    return LockgateConfig.model_validate({**base.model_dump(), "models": models.model_dump()})
+
+
 @pytest.fixture(scope="session")
 def config() -> LockgateConfig:
-    return LockgateConfig.model_validate(cdk_context()["lockgate"])
+    return default_config()
 
 
 @pytest.fixture(scope="session")

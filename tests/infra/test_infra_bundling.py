@@ -17,6 +17,8 @@ from infra.bundling import (
     ORCHESTRATOR_PACKAGES,
     ORCHESTRATOR_SOURCES,
     POSTGRES_PACKAGES,
+    PROVIDER_HTTP_PACKAGES,
+    PROVIDER_PACKAGES,
     RUNTIME_PROVIDED,
     Bundler,
     tool_sources,
@@ -69,6 +71,11 @@ def test_pinned_package_lists_are_closed_under_the_lock() -> None:
     assert set(ORCHESTRATOR_PACKAGES) == _closure(("tenacity",)) - set(CORE_PACKAGES)
     assert set(AUTH_PACKAGES) == _closure(("pyjwt[crypto]",)) - set(CORE_PACKAGES)
     assert set(NUMERIC_PACKAGES) == _closure(("numpy",))
+    # The providers' shared HTTP layer holds what every SDK needs; each SDK layer the rest.
+    sdks = {p: _closure((p,)) - set(CORE_PACKAGES) for p in PROVIDER_PACKAGES}
+    assert set(PROVIDER_HTTP_PACKAGES) == set.intersection(*sdks.values())
+    for provider, packages in PROVIDER_PACKAGES.items():
+        assert set(packages) == sdks[provider] - set(PROVIDER_HTTP_PACKAGES), provider
 
 
 def test_the_numeric_layer_pins_what_the_extra_declares_for_the_runtime() -> None:
@@ -84,7 +91,14 @@ def test_the_numeric_layer_pins_what_the_extra_declares_for_the_runtime() -> Non
 
 def test_pins_come_from_the_lock_and_never_include_boto() -> None:
     bundler = Bundler(PLATFORM)
-    pins = bundler.pins(CORE_PACKAGES + POSTGRES_PACKAGES + ORCHESTRATOR_PACKAGES + AUTH_PACKAGES)
+    pins = bundler.pins(
+        CORE_PACKAGES
+        + POSTGRES_PACKAGES
+        + ORCHESTRATOR_PACKAGES
+        + AUTH_PACKAGES
+        + PROVIDER_HTTP_PACKAGES
+        + tuple(p for packages in PROVIDER_PACKAGES.values() for p in packages)
+    )
     assert all("==" in p for p in pins)
     assert not any(p.split("==")[0] in RUNTIME_PROVIDED for p in pins)
     for name in ("boto3", "botocore"):

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 from aws_cdk import App, Validations
-from conftest import cdk_context
+from conftest import cdk_context, default_config, provider_config
 
 from infra.assets import (
     MB,
+    PROVIDER_LAYERS_MAX_BYTES,
     SESSION_FUNCTION_MAX_BYTES,
     TOOL_MAX_BYTES,
     function_assets,
@@ -26,6 +27,8 @@ from infra.bundling import (
     CORE_PACKAGES,
     ORCHESTRATOR_PACKAGES,
     POSTGRES_PACKAGES,
+    PROVIDER_HTTP_PACKAGES,
+    PROVIDER_PACKAGES,
     TOOL_POSTGRES_PACKAGES,
 )
 from infra.config import LockgateConfig
@@ -64,6 +67,30 @@ HANDLERS: dict[str, tuple[str, ...]] = {
     WEBSOCKET_HANDLER: ORCHESTRATOR,
     WEBSOCKET_AUTHORIZER: (*ORCHESTRATOR, *AUTH_PACKAGES),
 }
+PROVIDER_SDKS = {*PROVIDER_HTTP_PACKAGES, *(p for ps in PROVIDER_PACKAGES.values() for p in ps)}
+# The two configurations synthesized: cdk.json's, and the same with `openai:` and `anthropic:`
+# models (their SDK layers and key secrets).
+CONFIGS = {"default": default_config, "providers": provider_config}
+
+
+def handler_needs(config: LockgateConfig) -> dict[str, tuple[str, ...]]:
+    """HANDLERS, the worker also needing the SDKs of the providers its models use."""
+    providers = config.models.providers
+    sdks = (PROVIDER_HTTP_PACKAGES, *(PROVIDER_PACKAGES[p] for p in providers)) if providers else ()
+    return {
+        **HANDLERS,
+        WORKER_HANDLER: (*HANDLERS[WORKER_HANDLER], *(p for ps in sdks for p in ps)),
+    }
+
+
+def extra_entries(config: LockgateConfig, handler: str) -> list[str]:
+    """Modules a function must import from its asset and layers besides its entry point: the
+    adapters (and so the SDKs) of the providers the worker's models use."""
+    if handler != WORKER_HANDLER:
+        return []
+    return [f"orchestrator.models.{p}" for p in config.models.providers]
+
+
 # What the Lambda Python runtime itself provides besides the standard library.
 RUNTIME_MODULES = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"}
@@ -71,11 +98,16 @@ RUNTIME_MODULES = frozenset(
 RUNTIME_DISTRIBUTIONS = frozenset({*RUNTIME_MODULES - {"dateutil"}, "python_dateutil"})
 
 
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def synth_config(request: pytest.FixtureRequest) -> LockgateConfig:
+    return CONFIGS[request.param]()
+
+
 @pytest.fixture(scope="module")
-def cloud_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cloud_assembly(synth_config: LockgateConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
     outdir = tmp_path_factory.mktemp("cdk.out")
     app = App(context=cdk_context(), outdir=str(outdir))
-    build(app, LockgateConfig.model_validate(cdk_context()["lockgate"]))
+    build(app, synth_config)
     add_checks(app)
     app.synth()  # raises if cdk-nag or the built-in validation reports an error
     return outdir
@@ -110,9 +142,10 @@ def test_cfn_lint_finds_no_errors(cloud_assembly: Path) -> None:
 # from the asset, so a source file missing from it fails the import.
 _PROBE = """
 import importlib, pathlib, site, sys
-asset, isolated, entry, purelib = sys.argv[1:5]
+asset, isolated, purelib, *entries = sys.argv[1:]
 sys.path[:0] = [asset, isolated]
-importlib.import_module(entry)
+for entry in entries:
+    importlib.import_module(entry)
 site.addsitedir(purelib)
 root = pathlib.Path(asset)
 modules = sorted(
@@ -159,7 +192,7 @@ def test_every_function_is_import_checked(cloud_assembly: Path) -> None:
 
 @pytest.mark.parametrize("handler", sorted(HANDLERS))
 def test_a_function_imports_its_handler_from_its_asset_and_layers(
-    cloud_assembly: Path, tmp_path: Path, handler: str
+    cloud_assembly: Path, synth_config: LockgateConfig, tmp_path: Path, handler: str
 ) -> None:
     ((code, layers),) = [
         (f.code, f.layers) for f in function_assets(cloud_assembly) if f.handler == handler
@@ -179,8 +212,9 @@ def test_a_function_imports_its_handler_from_its_asset_and_layers(
             _PROBE,
             str(code),
             str(isolated),
-            module,
             sysconfig.get_paths()["purelib"],
+            module,
+            *extra_entries(synth_config, handler),
         ],
         capture_output=True,
         text=True,
@@ -191,8 +225,11 @@ def test_a_function_imports_its_handler_from_its_asset_and_layers(
     assert result.returncode == 0, f"{handler}: {result.stderr}"
 
 
-def test_assets_are_small_and_never_carry_boto(cloud_assembly: Path) -> None:
+def test_assets_are_small_and_never_carry_boto(
+    cloud_assembly: Path, synth_config: LockgateConfig
+) -> None:
     functions = function_assets(cloud_assembly)
+    needs_by_handler = handler_needs(synth_config)
     for function in functions:
         key = f"{function.stack}:{function.handler}"
         for directory in (function.code, *function.layers):
@@ -205,23 +242,38 @@ def test_assets_are_small_and_never_carry_boto(cloud_assembly: Path) -> None:
             function.handler != WEBSOCKET_AUTHORIZER
         ):
             # The authorizer alone carries cryptography (PyJWT's RS256), and the migrations
-            # psycopg with libpq: see docs/DEPLOY.md.
-            assert function.size < SESSION_FUNCTION_MAX_BYTES, key
+            # psycopg with libpq: see docs/DEPLOY.md. The providers' SDK layers have a budget
+            # of their own.
+            sdk_layers = [layer for layer in function.layers if _holds_only(layer, PROVIDER_SDKS)]
+            sdk_bytes = sum(tree_size(layer) for layer in sdk_layers)
+            assert function.size - sdk_bytes < SESSION_FUNCTION_MAX_BYTES, key
+            assert sdk_bytes < PROVIDER_LAYERS_MAX_BYTES, key
         shipped = {
             p.name.split("-")[0].lower().replace("_", "-")
             for directory in (function.code, *function.layers)
             for p in directory.rglob("*.dist-info")
         }
-        needs = set(HANDLERS[function.handler])
+        needs = set(needs_by_handler[function.handler])
         assert needs <= shipped, (key, needs - shipped)
         # Only the WebSocket authorizer carries the token-verification packages, and only
         # the tools that use PostgreSQL its driver.
         assert bool(shipped & set(AUTH_PACKAGES)) == (set(AUTH_PACKAGES) <= needs), key
         assert ("pg8000" in shipped) == ("pg8000" in needs), key
+        # Only the worker carries a provider's SDK, and only for the providers its models use.
+        for sdk in PROVIDER_PACKAGES:
+            assert (sdk in shipped) == (sdk in needs), key
         for layer in function.layers:
             assert [p.name for p in layer.iterdir()] == ["python"], key
     tool_handlers = {f"tools.{s.name}.handler.handler" for s in CONTRACTS}
     assert tool_handlers <= {f.handler for f in functions}
+
+
+def _holds_only(layer: Path, packages: set[str]) -> bool:
+    names = {
+        p.name.split("-")[0].lower().replace("_", "-")
+        for p in (layer / "python").glob("*.dist-info")
+    }
+    return bool(names) and names <= packages
 
 
 def _nag_findings(outdir: Path) -> set[tuple[str, str]]:
@@ -234,12 +286,14 @@ def _nag_findings(outdir: Path) -> set[tuple[str, str]]:
     }
 
 
+@pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_every_acknowledgement_answers_a_real_finding(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # Given the acknowledgements the app makes, with their reasons
+    config = CONFIGS[name]()
     app = App(context={**cdk_context(), "aws:cdk:bundling-stacks": []})
-    build(app, LockgateConfig.model_validate(cdk_context()["lockgate"]))
+    build(app, config)
     acknowledged = {}
     for construct in app.node.find_all():
         for entry in construct.node.metadata:
@@ -256,7 +310,7 @@ def test_every_acknowledgement_answers_a_real_finding(
         outdir=str(tmp_path),
         builtin_cloud_formation_validation=False,
     )
-    build(bare, LockgateConfig.model_validate(cdk_context()["lockgate"]))
+    build(bare, config)
     add_checks(bare)
     with pytest.raises(Exception, match="ValidationFailed"):
         bare.synth()

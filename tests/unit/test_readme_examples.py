@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
+
+from infra.config import ModelsConfig
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -32,3 +35,9 @@ def test_every_curl_example_with_a_body_sends_json() -> None:
     assert with_body, "the README shows how to create a session"
     for args in with_body:
         assert headers(args).get("content-type") == "application/json", args
+
+
+def test_the_cloud_model_providers_example_is_a_configuration_cdk_accepts() -> None:
+    (snippet,) = re.findall(r"```json\n(\"models\": .*?)\n```", README.read_text(), flags=re.DOTALL)
+    models = ModelsConfig.model_validate(json.loads(f"{{{snippet}}}")["models"])
+    assert models.providers == ("openai", "anthropic")

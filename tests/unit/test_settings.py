@@ -87,3 +87,13 @@ def test_optional_and_nested_structured_fields_are_read_as_json() -> None:
     assert config.tags == frozenset({"x", "y"})
     assert config.limits == Limits(steps=3)
     assert config.name == '{"not": "json for a string field"}'
+
+
+def test_provider_secrets_are_a_json_object_of_known_providers() -> None:
+    arn = "arn:aws:secretsmanager:eu-west-1:1:secret:openai-Ab12Cd"
+    config = OrchestratorSettings.from_env({"LOCKGATE_PROVIDER_SECRETS": f'{{"openai": "{arn}"}}'})
+    assert config.provider_secret("openai") == arn
+    assert config.provider_secret("anthropic") is None
+    assert config.provider_secret("bedrock") is None
+    with pytest.raises(ValidationError):
+        OrchestratorSettings.from_env({"LOCKGATE_PROVIDER_SECRETS": '{"mistral": "arn"}'})
