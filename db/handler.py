@@ -32,6 +32,10 @@ def run(properties: Mapping[str, Any]) -> list[str]:
     import psycopg
     from aws_lambda_powertools.utilities import parameters
 
+    from tools.kit.redact import hide_secret_values
+
+    hide_secret_values()
+
     from db.migrate import migrate, seed
 
     master = DatabaseCredentials.model_validate(

@@ -91,6 +91,7 @@ CONTRACT_SOURCES: tuple[str, ...] = (
     "tools/*/__init__.py",
     "tools/*/contract.py",
     "tools/kit/envelope.py",
+    "tools/kit/redact.py",
     "tools/kit/settings.py",
     "tools/kit/validation.py",
 )

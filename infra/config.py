@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from orchestrator.limits import DEFAULT_MAX_STEPS, MAX_STEPS_CEILING
 from orchestrator.models.specs import UnknownModel, parse_spec
+from orchestrator.pricing import Price
 
 # CloudWatch Logs accepts only these retention periods (days).
 RetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827]
@@ -148,6 +149,9 @@ class ModelsConfig(_Strict):
     base_urls: dict[KeyedProvider, Annotated[str, Field(pattern=r"^https://[^\s]+$")]] = Field(
         default_factory=dict
     )
+    # USD per million tokens by model spec, over the defaults (`LOCKGATE_PRICES`): your
+    # region's or contract's prices, or zero for a model on your own server.
+    prices: dict[str, Price] = Field(default_factory=dict)
 
     @field_validator("router_model_id", "synthesizer", "allowed", mode="after")
     @classmethod

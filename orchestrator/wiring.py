@@ -6,7 +6,6 @@ and models (adapters), never different logic.
 
 from __future__ import annotations
 
-import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -151,20 +150,6 @@ def price_table(config: OrchestratorSettings) -> PriceTable:
     return PriceTable.with_overrides(config.prices)
 
 
-class _NoSecretValues(logging.Filter):
-    """botocore logs every response body at DEBUG: a Secrets Manager one holds the value."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args if isinstance(record.args, tuple) else ()
-        return not any(
-            isinstance(arg, bytes) and (b'"SecretString"' in arg or b'"SecretBinary"' in arg)
-            for arg in args
-        )
-
-
-_HIDE_SECRET_VALUES = _NoSecretValues()
-
-
 @cache
 def _secrets(endpoint_url: str) -> Any:
     """One Powertools secrets provider per process (and endpoint): it caches what it read.
@@ -172,7 +157,9 @@ def _secrets(endpoint_url: str) -> Any:
     import boto3
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-    logging.getLogger("botocore.parsers").addFilter(_HIDE_SECRET_VALUES)
+    from tools.kit.redact import hide_secret_values
+
+    hide_secret_values()
     options = {"endpoint_url": endpoint_url} if endpoint_url else {}
     return SecretsProvider(boto3_client=boto3.client("secretsmanager", **options))
 

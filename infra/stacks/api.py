@@ -340,6 +340,10 @@ class ApiStack(Stack):
         environment = {
             f"{provider.upper()}_BASE_URL": url for provider, url in props.models.base_urls.items()
         }
+        if props.models.prices:
+            environment["LOCKGATE_PRICES"] = json.dumps(
+                {spec: price.model_dump() for spec, price in sorted(props.models.prices.items())}
+            )
         if props.provider_secrets:
             environment["LOCKGATE_PROVIDER_SECRETS"] = self.to_json_string(
                 {p: secret.secret_arn for p, secret in sorted(props.provider_secrets.items())}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,7 +139,7 @@ def test_replayed_write_through_the_invoker_writes_once(
 
 
 def test_tool_reads_its_own_secret_from_secrets_manager(
-    database: Database, monkeypatch: pytest.MonkeyPatch
+    database: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     params = psycopg.conninfo.conninfo_to_dict(database.role_url(LOOKUP))
     with mock_aws():
@@ -157,6 +158,7 @@ def test_tool_reads_its_own_secret_from_secrets_manager(
             ),
         )["ARN"]
         monkeypatch.setenv("LOCKGATE_DB_SECRET_ID", arn)
+        caplog.set_level(logging.DEBUG)  # botocore logs response bodies at DEBUG
         handler = ToolHandler(LOOKUP, lookup)  # reads its settings from the Lambda environment
         response = handler(
             {
@@ -176,6 +178,8 @@ def test_tool_reads_its_own_secret_from_secrets_manager(
         )
     assert response["output"]["name"] == "Ada Lovelace"
     assert misconfigured["error"]["kind"] in {"internal", "transient"}
+    assert "GetSecretValue" in caplog.text  # the call was logged...
+    assert str(params["password"]) not in caplog.text  # ...its secret was not
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from infra.bundling import PROVIDER_HTTP_PACKAGES, PROVIDER_PACKAGES, Bundler
 from infra.config import LockgateConfig
 from infra.stacks.api import WORKER_HANDLER
 from infra.wiring import PLATFORM, Lockgate, build
-from orchestrator.settings import PROVIDER_KEY_PLACEHOLDER
+from orchestrator.settings import PROVIDER_KEY_PLACEHOLDER, OrchestratorSettings
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +130,9 @@ def test_the_worker_is_told_the_secret_arns_and_base_url_never_a_key(
 
     assert env["OPENAI_BASE_URL"] == providers.models.base_urls["openai"]
     assert "ANTHROPIC_BASE_URL" not in env
+    # The configured prices reach the worker as the settings it reads them from.
+    prices = OrchestratorSettings.from_env({"LOCKGATE_PRICES": env["LOCKGATE_PRICES"]}).prices
+    assert prices == providers.models.prices
     assert not {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"} & set(env)
     # {"anthropic":"<arn>","openai":"<arn>"}: the literal parts are JSON punctuation and names.
     parts = env["LOCKGATE_PROVIDER_SECRETS"]["Fn::Join"][1]

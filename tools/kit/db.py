@@ -111,6 +111,10 @@ class ToolDatabase:
             raise RuntimeError("tool has no database credentials: set LOCKGATE_DB_SECRET_ID")
         from aws_lambda_powertools.utilities import parameters
 
+        from tools.kit.redact import hide_secret_values
+
+        hide_secret_values()
+
         secret: dict[str, Any] = parameters.get_secret(
             self._settings.db_secret_id,
             transform="json",
