@@ -18,6 +18,7 @@ from cfn_model import Assembly
 
 from infra.config import LockgateConfig
 from infra.wiring import Lockgate, build
+from orchestrator.pricing import Price
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +41,7 @@ def provider_config() -> LockgateConfig:
             "allowed": (*base.models.allowed, "openai:gpt-4.1-mini"),
             "synthesizer": "anthropic:claude-sonnet-4-5",
             "base_urls": {"openai": "https://llm.example.com/v1"},
-            "prices": {"openai:gpt-4.1-mini": {"input_per_mtok": 0.5, "output_per_mtok": 2.0}},
+            "prices": {"openai:gpt-4.1-mini": Price(input_per_mtok=0.5, output_per_mtok=2.0)},
         }
     )
     return LockgateConfig.model_validate({**base.model_dump(), "models": models.model_dump()})
