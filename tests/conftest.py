@@ -22,6 +22,7 @@ from psycopg import sql
 from db.migrate import migrate, seed
 from local.postgres import EmbeddedPostgres
 from local.stack import role_url, tool_settings, upstream_services
+from orchestrator.invokers.in_process import InProcessInvoker
 from tools.kit.contract import ToolSpec
 from tools.kit.settings import ToolSettings
 from tools.registry import CONTRACTS
@@ -120,3 +121,11 @@ def database(
     yield Database(pg_server.url(name), template_db.passwords, upstreams)
     with psycopg.connect(pg_server.url("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def invoker(database: Database) -> Iterator[InProcessInvoker]:
+    """The local stack's invoker over this test's database: each tool in its own environment."""
+    invoker = InProcessInvoker(database.tool_settings())
+    yield invoker
+    invoker.close()

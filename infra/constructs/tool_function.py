@@ -102,12 +102,8 @@ class ToolFunction(Construct):
                 )
             )
             environment["LOCKGATE_DB_SECRET_ID"] = props.secret.secret_arn
-            self.security_group = ec2.SecurityGroup(
-                self,
-                "SecurityGroup",
-                vpc=props.database.vpc,
-                description=f"{spec.name}: PostgreSQL and Secrets Manager only",
-                allow_all_outbound=False,
+            self.security_group = self._closed_group(
+                props, f"{spec.name}: PostgreSQL and Secrets Manager only"
             )
             self.security_group.connections.allow_to(
                 props.database.database,
@@ -118,14 +114,7 @@ class ToolFunction(Construct):
                 props.database.secrets_endpoint, ec2.Port.HTTPS, f"{spec.name} to Secrets Manager"
             )
         elif not spec.needs_network:
-            # No ingress, and no egress: CDK writes one rule that matches no traffic.
-            self.security_group = ec2.SecurityGroup(
-                self,
-                "SecurityGroup",
-                vpc=props.database.vpc,
-                description=f"{spec.name}: no network, no rules",
-                allow_all_outbound=False,
-            )
+            self.security_group = self._closed_group(props, f"{spec.name}: no network, no rules")
 
         self.role = LambdaRole(
             self,
@@ -158,4 +147,15 @@ class ToolFunction(Construct):
             "OrchestratorOnly",
             principal=iam.ArnPrincipal(props.invoker.role_arn),
             action="lambda:InvokeFunction",
+        )
+
+    def _closed_group(self, props: ToolFunctionProps, description: str) -> ec2.SecurityGroup:
+        """The function's own security group: no ingress, and no egress until a rule is added
+        (CDK writes one placeholder rule that matches no traffic)."""
+        return ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=props.database.vpc,
+            description=description,
+            allow_all_outbound=False,
         )

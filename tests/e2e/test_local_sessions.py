@@ -32,13 +32,6 @@ from tools.kit.handler import ToolHandler
 from tools.registry import CONTRACTS
 
 
-@pytest.fixture
-def invoker(database: Database) -> Iterator[InProcessInvoker]:
-    invoker = InProcessInvoker(database.tool_settings())
-    yield invoker
-    invoker.close()
-
-
 def run(
     invoker: InProcessInvoker, model: ScriptedModel, limits: Limits | None = None
 ) -> SessionState:

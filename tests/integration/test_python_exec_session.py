@@ -8,10 +8,7 @@ import datetime as dt
 import itertools
 import json
 import statistics
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from orchestrator.catalog import Catalog
 from orchestrator.context import estimate_tokens
@@ -92,13 +89,6 @@ class ReadingModel:
             arguments = {**sent, "code": "\n".join(lines)}
             return ToolCall(call_id="c2", tool="python_exec", arguments=json.dumps(arguments))
         return FinalAnswer(text=json.dumps(last.result))
-
-
-@pytest.fixture
-def invoker(database: Database) -> Iterator[InProcessInvoker]:
-    invoker = InProcessInvoker(database.tool_settings())
-    yield invoker
-    invoker.close()
 
 
 def session(invoker: InProcessInvoker, model: ReadingModel) -> SessionState:

@@ -17,15 +17,7 @@ from orchestrator.catalog import Catalog
 from orchestrator.gate import ToolGate
 from orchestrator.invokers.in_process import InProcessInvoker
 from orchestrator.limits import Limits
-from tests.conftest import Database
 from tools.registry import CONTRACTS
-
-
-@pytest.fixture
-def invoker(database: Database) -> Iterator[InProcessInvoker]:
-    invoker = InProcessInvoker(database.tool_settings())
-    yield invoker
-    invoker.close()
 
 
 @pytest.fixture

@@ -9,9 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator
-
-import pytest
 
 from orchestrator.catalog import Catalog
 from orchestrator.invokers.in_process import InProcessInvoker
@@ -71,13 +68,6 @@ class WeakModel:
         return ModelTurn(
             decision=decision, usage=Usage(input_tokens=1, output_tokens=1), model_id=self.model_id
         )
-
-
-@pytest.fixture
-def invoker(database: Database) -> Iterator[InProcessInvoker]:
-    invoker = InProcessInvoker(database.tool_settings())
-    yield invoker
-    invoker.close()
 
 
 def run(invoker: InProcessInvoker, model: WeakModel) -> SessionState:
