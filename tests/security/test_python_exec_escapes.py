@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +31,9 @@ from tools.python_exec.sandbox import RUNNER, Failed, Ran, SandboxSettings, run_
 __all__ = ["fast_limits"]
 
 CANARY = f"canary-{secrets.token_hex(12)}"
+# A canary anyone may read (`nobody` too): what a program that got past the audit hook could
+# reach; the one beside the tool is readable by its owner only.
+READABLE = Path(tempfile.gettempdir()) / f"lockgate-canary-{secrets.token_hex(6)}.txt"
 REFUSED, STOPPED, CONTAINED = "refused", "stopped", "contained"
 
 ATTACKS: list[tuple[str, str, str]] = [
@@ -63,6 +67,20 @@ ATTACKS: list[tuple[str, str, str]] = [
     ("print's instance", "print.__self__", REFUSED),
     ("subclass walk", "().__class__.__base__.__subclasses__()", REFUSED),
     ("getattr by string", "getattr(print, '__self__')", REFUSED),
+    (
+        "update_wrapper copies a module's globals",
+        "import functools, statistics\ndef f():\n    return 1\n"
+        "functools.update_wrapper(f, statistics.mean, assigned=(), updated=('__globals__',))\n"
+        "result = str(sys.modules)",
+        REFUSED,
+    ),
+    (
+        "wraps copies a module's globals",
+        "import functools, json\n@functools.wraps(json.dumps, assigned=(), updated=('__globals__',))\n"
+        "def f():\n    return 1\nresult = str(codecs)",
+        REFUSED,
+    ),
+    ("a dunder name as text", "import collections\nname = '__globals__'", REFUSED),
     ("vars of a module", "import json\nresult = vars(json)", REFUSED),
     # Frames, tracebacks, generator and coroutine internals.
     (
@@ -194,12 +212,12 @@ NUMPY_ATTACKS: list[tuple[str, str, str]] = [
 
 # Programs the static check refuses, run straight in the child: the runtime layer alone.
 UNCHECKED: list[tuple[str, str]] = [
-    ("open", "result = open('PATH').read()"),
+    ("open", "result = open('READABLE').read()"),
     ("__import__ os", "result = __import__('os').environ['LOCKGATE_CANARY']"),
     ("import os", "import os\nresult = os.environ['LOCKGATE_CANARY']"),
     (
         "FileIO via subclasses",
-        "io = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == 'FileIO'][0]\nresult = io('PATH').read()",
+        "io = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == 'FileIO'][0]\nresult = io('READABLE').read()",
     ),
     (
         "os via a class's globals",
@@ -213,7 +231,34 @@ UNCHECKED: list[tuple[str, str]] = [
     ),
     ("format walk", "result = '{0.__init__.__globals__}'.format(print.__self__)"),
     ("patch json", "import json\njson.dumps = lambda *a, **k: 'pwned'\nresult = {'a': 1}"),
+    (
+        # The runner reads a traceback with the audit hook down: a property of the program's
+        # own must not run then (it read files and opened sockets when it could).
+        "a __traceback__ property while the hook is down",
+        "B = print.__func__.__globals__['builtins']\n"
+        'B.exec("""\nimport sys\nNS = type(sys.implementation)\n'
+        "class E(Exception):\n    @property\n    def __traceback__(self):\n"
+        "        data = open('READABLE').read()\n"
+        "        return NS(tb_frame=NS(f_code=NS(co_filename='<program>')), tb_lineno=data, tb_next=None)\n"
+        "raise E('x')\n\"\"\", {'__builtins__': B})",
+    ),
+    (
+        "raw memory through ctypes' classes",
+        "B = print.__func__.__globals__['builtins']\n"
+        "found = [c for c in B.type.__subclasses__(B.object) if c.__name__ == 'CDLL']\n"
+        "ct = found[0].__init__.__globals__\n"
+        "cell = ct['c_ssize_t'](0)\nresult = ct['pointer'](cell)[-9] == B.id(ct['c_ssize_t'])",
+    ),
 ]
+
+# Modules through which a program that reached `sys.modules` could open a socket (a unix
+# socket is not cut off by a network namespace), map or poke memory, or start a process.
+DANGEROUS_MODULES = {"_socket", "socket", "_ctypes", "ctypes", "mmap", "select", "fcntl"} | {
+    "_posixsubprocess",
+    "subprocess",
+    "_multiprocessing",
+    "gc",
+}
 
 
 @pytest.fixture
@@ -223,10 +268,13 @@ def canary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     beside = Path(runner.__file__).with_name(f"canary-{secrets.token_hex(4)}.txt")
     beside.write_text(CANARY)
     beside.chmod(0o600)
+    READABLE.write_text(CANARY)
+    READABLE.chmod(0o644)
     try:
         yield beside
     finally:
         beside.unlink()
+        READABLE.unlink()
 
 
 def _assert_contained(response: object, before: set[Path], cwd: str) -> None:
@@ -296,12 +344,13 @@ def test_the_corpus_covers_every_class() -> None:
 @pytest.mark.parametrize("code", [c for _, c in UNCHECKED], ids=[n for n, _ in UNCHECKED])
 def test_the_runtime_layer_holds_without_the_static_check(canary: Path, code: str) -> None:
     before, cwd = workdirs(), os.getcwd()
-    outcome = run_program(
-        code.replace("PATH", str(canary)), None, SandboxSettings(cpu_seconds=1), allowlist()
-    )
+    code = code.replace("PATH", str(canary)).replace("READABLE", str(READABLE))
+    outcome = run_program(code, None, SandboxSettings(cpu_seconds=1), allowlist())
     response = outcome.__dict__
     _assert_contained(response, before, cwd)
     assert isinstance(outcome, Ran | Failed)
+    if "pointer" in code:  # no ctypes class is alive in the child to build one from
+        assert isinstance(outcome, Failed)
     if "json.dumps" in code:  # the patched copy never reaches the runner's own json
         assert isinstance(outcome, Ran)
         assert outcome.result == {"a": 1}
@@ -356,3 +405,68 @@ def test_the_child_runs_without_environment_in_its_own_directory_and_network(can
     if os.geteuid() == 0:
         assert seen["uid"] == str(runner.NOBODY)
         assert seen["net"] != os.readlink("/proc/self/ns/net")
+
+
+def test_the_child_has_no_module_loaded_that_opens_sockets_or_memory() -> None:
+    # Given a program that reached the runner's own globals (as if the static check had a
+    # hole), when it lists what is loaded, then nothing there opens a socket or maps memory:
+    # new imports are refused by the audit hook, so what is loaded is all it could use.
+    code = "result = sorted(print.__func__.__globals__['sys'].modules)"
+    outcome = run_program(code, None, SandboxSettings(cpu_seconds=1), allowlist())
+    assert isinstance(outcome, Ran)
+    assert isinstance(outcome.result, list)
+    assert "sys" in outcome.result  # it did see the real module table
+    assert not DANGEROUS_MODULES & set(outcome.result)
+
+
+def test_no_class_of_a_dangerous_module_is_alive_in_the_child() -> None:
+    # Unloading a module does not kill its classes: every live class is reachable from
+    # `object` by way of `__subclasses__`. None may come from ctypes or a socket module.
+    code = (
+        "B = print.__func__.__globals__['builtins']\n"
+        "seen, stack = set(), [B.object]\n"
+        "while stack:\n"
+        "    for sub in B.type.__subclasses__(stack.pop()):\n"
+        "        if sub not in seen:\n"
+        "            seen.add(sub)\n"
+        "            stack.append(sub)\n"
+        "result = sorted({str(c.__module__) for c in seen})"
+    )
+    outcome = run_program(code, None, SandboxSettings(cpu_seconds=1), allowlist())
+    assert isinstance(outcome, Ran)
+    assert isinstance(outcome.result, list)
+    assert "builtins" in outcome.result
+    assert not {m for m in outcome.result if str(m).split(".")[0] in DANGEROUS_MODULES}
+
+
+def test_a_forged_answer_is_held_to_the_limits(canary: Path) -> None:
+    # Given a program that writes an answer of its own to the runner's channel and exits,
+    # then the parent still refuses a result over the size limit, and a malformed one.
+    def forged(answer: dict[str, object]) -> str:
+        return (
+            "os = print.__func__.__globals__['sys'].modules['os']\n"
+            f"os.write(1, {json.dumps(answer)!r}.encode())\n"
+            "os._exit(0)"
+        )
+
+    settings = SandboxSettings(cpu_seconds=1)
+    oversized = run_program(
+        forged({"ok": True, "result": "x" * 330_000}), None, settings, allowlist()
+    )
+    assert isinstance(oversized, Failed)
+    assert oversized.limit == "result_size"
+    negative = run_program(
+        forged({"ok": True, "result": 1, "run_ms": -1}), None, settings, allowlist()
+    )
+    assert isinstance(negative, Failed)
+    assert negative.limit == "crash"
+
+
+def test_a_child_that_ignores_its_cpu_signal_is_still_stopped_for_time() -> None:
+    code = (
+        "print.__func__.__globals__['sys'].modules['_signal'].signal(24, 1)\n"  # SIGXCPU ignored
+        "while True:\n    pass"
+    )
+    outcome = run_program(code, None, SandboxSettings(cpu_seconds=1), allowlist())
+    assert isinstance(outcome, Failed)
+    assert outcome.limit == "time"

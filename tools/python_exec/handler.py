@@ -32,7 +32,7 @@ def execute(ctx: ToolContext, data: Input) -> Output | ToolError:
     if refusal is not None:
         return ToolError(
             kind=ErrorKind.VALIDATION,
-            message=f"{refusal.message}. Nothing ran; rewrite the program and call again.",
+            message=f"{refusal.message.rstrip('.')}. Nothing ran; rewrite the program and call again.",
             details=refusal.details(),
         )
     outcome = run_program(data.code, data.inputs, settings, allowed)

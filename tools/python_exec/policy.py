@@ -83,8 +83,10 @@ _FORMATTERS = frozenset({"format", "format_map"})
 _REFUSED_METHODS = frozenset(
     {"tofile", "dump", "to_pickle", "to_parquet", "to_excel", "to_hdf", "to_sql", "to_feather"}
     | {"to_stata", "to_orc", "to_clipboard", "eval", "query", "ctypes", "load", "loadtxt"}
-    | {"fromfile", "save", "savetxt", "memmap"}
+    | {"fromfile", "save", "savetxt", "memmap", "exec", "compile"}
 )
+# A string that is exactly a dunder name is an attribute lookup waiting to happen.
+_DUNDER_TEXT = re.compile(r"^__\w+__$")
 # Writers that return text when given no path, and write a file when given one.
 _PATH_WRITERS = frozenset(
     {"to_csv", "to_json", "to_markdown", "to_string", "to_html", "to_latex", "to_xml"}
@@ -249,6 +251,16 @@ class _Checker:
             return self.attribute_problem(node)
         if isinstance(node, ast.Call):
             return _call_problem(node)
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and _DUNDER_TEXT.match(node.value)
+        ):
+            return _refusal(
+                node,
+                f"the text {node.value!r} is not allowed: it names an interpreter internal",
+                node.value,
+            )
         if isinstance(node, ast.ClassDef) and node.keywords:
             return _refusal(node, "class keywords (a metaclass) are not allowed", node.name)
         return None

@@ -62,6 +62,8 @@ SUBMODULES: Mapping[str, tuple[str, ...]] = {"numpy": ("linalg", "random", "fft"
 # formatters, memory views of raw buffers.
 REFUSED_MEMBERS: Mapping[str, frozenset[str]] = {
     "string": frozenset({"Formatter"}),
+    # They copy attributes named by strings (`updated=("__globals__",)`): getattr in disguise.
+    "functools": frozenset({"update_wrapper", "wraps", "WRAPPER_ASSIGNMENTS", "WRAPPER_UPDATES"}),
     "numpy": frozenset(
         {"load", "loads", "fromfile", "fromregex", "genfromtxt", "loadtxt", "memmap"}
         | {"save", "savez", "savez_compressed", "savetxt", "tofile", "DataSource"}
@@ -196,24 +198,24 @@ def _warm(modules: Mapping[str, Any]) -> None:
 
 
 def _cut_network() -> str:
-    """A network namespace of our own: only a loopback interface that is down."""
+    """A network namespace of our own: only a loopback interface that is down.
+
+    Only through `os.unshare` (Python 3.12+, the Lambda runtime's). Never through ctypes: a
+    program that reached ctypes' classes, which outlive any attempt to unload them, could read
+    and write this process's memory. Where `os.unshare` is missing the parent may have started
+    this process in a new namespace already (`request["network"]`).
+    """
     import os
 
     flags = CLONE_NEWNET if _is_root() else CLONE_NEWUSER | CLONE_NEWNET
-    unshare = getattr(os, "unshare", None)  # Python 3.12+
-    if unshare is not None:
-        try:
-            unshare(flags)
-        except OSError:
-            return "unavailable"
-        return "namespace"
-    import ctypes
-
-    done = ctypes.CDLL(None, use_errno=True).unshare(flags) == 0
-    # The program must not find ctypes loaded.
-    for name in [n for n in sys.modules if n == "ctypes" or n.startswith(("ctypes.", "_ctypes"))]:
-        del sys.modules[name]
-    return "namespace" if done else "unavailable"
+    unshare = getattr(os, "unshare", None)
+    if unshare is None:
+        return "unavailable"
+    try:
+        unshare(flags)
+    except OSError:
+        return "unavailable"
+    return "namespace"
 
 
 def _is_root() -> bool:
@@ -463,14 +465,25 @@ def _failure(kind: str, message: str, **details: Any) -> dict[str, Any]:
     return {"ok": False, "error": {"kind": kind, "message": message, "details": details}}
 
 
+_TRACEBACK = BaseException.__dict__["__traceback__"]
+
+
 def _line_of(exc: BaseException, paused: _Pause) -> int | None:
-    """The program's line the exception came from (its innermost frame in the program)."""
+    """The program's line the exception came from (its innermost frame in the program).
+
+    The traceback is read through BaseException's own descriptor, and only real traceback,
+    frame and code objects are followed, so no code of the program's runs while the audit hook
+    stands down (a class of its own could define `__traceback__` as a property).
+    """
+    tb = _TRACEBACK.__get__(exc, BaseException)
     line = None
     with paused:
-        tb = exc.__traceback__
-        while tb is not None:
-            if tb.tb_frame.f_code.co_filename == FILENAME:
-                line = tb.tb_lineno
+        while type(tb) is types.TracebackType:
+            frame = tb.tb_frame
+            if type(frame) is types.FrameType and type(frame.f_code) is types.CodeType:
+                name = frame.f_code.co_filename
+                if type(name) is str and name == FILENAME and type(tb.tb_lineno) is int:
+                    line = tb.tb_lineno
             tb = tb.tb_next
     return line
 
@@ -504,7 +517,8 @@ def run(request: Mapping[str, Any]) -> dict[str, Any]:
         "__name__": PROGRAM_MODULE,
         "inputs": request.get("inputs"),
     }
-    isolation = {"network": _cut_network()}
+    network = str(request.get("network", ""))
+    isolation = {"network": network if network == "namespace" else _cut_network()}
     in_use = _memory_in_use()
     isolation["user"] = "nobody" if _drop_root() else "unchanged"
     _limit(int(request["cpu_seconds"]), int(request["memory_bytes"]), in_use)

@@ -11,6 +11,7 @@ survives into the next call: not the process, not its files, not its modules.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import selectors
@@ -83,13 +84,14 @@ class _ChildError(BaseModel):
 
 
 class _Answer(BaseModel):
-    """What the child writes back: checked like any untrusted input."""
+    """What the child writes back: checked like any untrusted input (a program that broke out
+    of the runner could write an answer of its own)."""
 
     ok: bool
     result: JsonValue = None
     stdout: str = ""
     stdout_truncated: bool = False
-    run_ms: float = 0.0
+    run_ms: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     isolation: dict[str, str] = Field(default_factory=dict)
     error: _ChildError | None = None
 
@@ -140,6 +142,7 @@ def run_program(
             "max_result_chars": settings.max_result_chars,
             "max_result_depth": settings.max_result_depth,
             "max_result_items": settings.max_result_items,
+            "network": "namespace" if _unshare_command() else "",
         }
     ).encode()
     workdir = Path(tempfile.mkdtemp(prefix="lockgate-python-"))
@@ -148,7 +151,7 @@ def run_program(
             os.chown(workdir, runner.NOBODY, runner.NOBODY)
         environment = _NUMERIC_ENVIRONMENT if settings.numeric else {}
         child = subprocess.Popen(  # noqa: S603  # our own interpreter and runner, no shell
-            [sys.executable, "-I", "-S", "-B", "-X", "utf8", str(RUNNER)],
+            [*_unshare_command(), sys.executable, "-I", "-S", "-B", "-X", "utf8", str(RUNNER)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -161,11 +164,14 @@ def run_program(
             exchange = _exchange(child, request, settings)
         finally:
             _kill(child)
-            child.wait()
+            cpu_seconds = _reap(child)
             for stream in (child.stdin, child.stdout, child.stderr):
                 if stream is not None:
                     stream.close()
-        return _outcome(exchange, child.returncode, settings)
+        returncode = child.returncode
+        if returncode == -signal.SIGKILL and cpu_seconds >= settings.cpu_seconds:
+            returncode = -signal.SIGXCPU  # killed at the hard CPU limit: time, not memory
+        return _outcome(exchange, returncode, settings)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -221,6 +227,37 @@ def _exchange(
     return exchange
 
 
+@functools.cache
+def _unshare_command() -> tuple[str, ...]:
+    """Where Python has no `os.unshare` (before 3.12), util-linux's `unshare` starts the child
+    in a new network namespace instead, if it works on this machine; else nothing (the child
+    then reports that it has no namespace of its own)."""
+    if hasattr(os, "unshare"):
+        return ()
+    unshare, true = shutil.which("unshare"), shutil.which("true")
+    if unshare is None or true is None:
+        return ()
+    command = (unshare, "--net") if os.geteuid() == 0 else (unshare, "--user", "--net")
+    try:
+        probe = subprocess.run(  # noqa: S603  # fixed arguments, no shell
+            [*command, true], capture_output=True, timeout=10, check=False, env={}
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    return command if probe.returncode == 0 else ()
+
+
+def _reap(child: subprocess.Popen[bytes]) -> float:
+    """Wait for the child and return the CPU seconds it used."""
+    try:
+        _, status, usage = os.wait4(child.pid, 0)
+    except ChildProcessError:  # already reaped
+        child.wait()
+        return 0.0
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return float(usage.ru_utime + usage.ru_stime)
+
+
 def _kill(child: subprocess.Popen[bytes]) -> None:
     """End the child's whole session (it may not have ended by itself)."""
     try:
@@ -254,6 +291,12 @@ def _outcome(exchange: _Exchange, returncode: int, settings: SandboxSettings) ->
             details={"limit": "crash", "exit_code": returncode},
         )
     if answer.ok or answer.error is None:
+        if len(json.dumps(answer.result)) > settings.max_result_chars:
+            return Failed(
+                message=f"the result is longer than {settings.max_result_chars} characters as "
+                "JSON; return a summary",
+                details={"limit": "result_size"},
+            )
         return Ran(
             result=answer.result,
             stdout=answer.stdout[: settings.max_stdout_chars],
