@@ -81,6 +81,18 @@ ATTACKS: list[tuple[str, str, str]] = [
         REFUSED,
     ),
     ("a dunder name as text", "import collections\nname = '__globals__'", REFUSED),
+    (
+        "format read through a class pattern",
+        "template = '{0.__func__.__globals__[sys].modules[os].environ}'\n"
+        "match template:\n    case str(format=fmt):\n        result = fmt(print)",
+        REFUSED,
+    ),
+    (
+        "cached_property stores under a name built at run time",
+        "import functools\ncp = functools.cached_property(lambda self: 1)\n"
+        "cp.attrname = '_' * 2 + 'array_interface' + '_' * 2",
+        REFUSED,
+    ),
     ("vars of a module", "import json\nresult = vars(json)", REFUSED),
     # Frames, tracebacks, generator and coroutine internals.
     (
@@ -207,6 +219,11 @@ NUMPY_ATTACKS: list[tuple[str, str, str]] = [
     ("numpy.DataSource", "import numpy as np\nnp.DataSource().open('PATH')", REFUSED),
     ("ndarray.ctypes", "import numpy as np\nresult = np.zeros(3).ctypes.data", REFUSED),
     ("numpy.lib via alias", "import numpy as np\nn = np\nresult = n.lib", CONTAINED),
+    (
+        "ndarray.ctypes through a class pattern",
+        "import numpy as np\nmatch np.array([1]):\n    case np.ndarray(ctypes=c):\n        result = 1",
+        REFUSED,
+    ),
     ("numpy memory bomb", "import numpy as np\nx = np.ones(10 ** 10)", STOPPED),
 ]
 
@@ -241,6 +258,18 @@ UNCHECKED: list[tuple[str, str]] = [
         "        data = open('READABLE').read()\n"
         "        return NS(tb_frame=NS(f_code=NS(co_filename='<program>')), tb_lineno=data, tb_next=None)\n"
         "raise E('x')\n\"\"\", {'__builtins__': B})",
+    ),
+    (
+        # After the program raised, the runner looked its own helpers up in its globals, which
+        # the program could rebind: one of them was handed the switch of the audit hook.
+        "rebinding the runner's helpers",
+        "G = print.__func__.__globals__\n"
+        "def evil(*args):\n"
+        "    for arg in args[1:]:\n"
+        "        try:\n            arg._state['active'] = False\n        except Exception:\n"
+        "            pass\n"
+        "    return G['builtins'].open('READABLE').read()\n"
+        "G['_line_of'] = evil\nraise ValueError('x')",
     ),
     (
         "raw memory through ctypes' classes",

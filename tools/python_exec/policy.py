@@ -251,19 +251,7 @@ class _Checker:
             return self.attribute_problem(node)
         if isinstance(node, ast.Call):
             return _call_problem(node)
-        if (
-            isinstance(node, ast.Constant)
-            and isinstance(node.value, str)
-            and _DUNDER_TEXT.match(node.value)
-        ):
-            return _refusal(
-                node,
-                f"the text {node.value!r} is not allowed: it names an interpreter internal",
-                node.value,
-            )
-        if isinstance(node, ast.ClassDef) and node.keywords:
-            return _refusal(node, "class keywords (a metaclass) are not allowed", node.name)
-        return None
+        return _shape_problem(node)
 
     def import_problem(self, node: ast.Import) -> Refusal | None:
         for alias in node.names:
@@ -315,21 +303,7 @@ class _Checker:
             if node.attr not in self.allowed.members[module]:
                 return self.member_refusal(node, module, node.attr)
             return None
-        if node.attr in _FORMATTERS:
-            return _refusal(
-                node,
-                f"`.{node.attr}()` is not allowed (a format string can reach attributes): "
-                'use an f-string, e.g. f"{total:.2f}"',
-                node.attr,
-            )
-        if node.attr in _REFUSED_METHODS:
-            return _refusal(
-                node,
-                f"`.{node.attr}` is not allowed: it reads or writes files or evaluates text as "
-                "code; compute in Python and return the values",
-                node.attr,
-            )
-        return None
+        return _attribute_name_problem(node, node.attr)
 
     def module_of(self, node: ast.expr) -> str | None:
         """The allowed module (or submodule) an expression names, if it is one."""
@@ -413,6 +387,44 @@ def _name_problem(node: ast.AST, name: str, *, is_attribute: bool) -> Refusal | 
             "(frames, code, generator state); name your own attributes differently",
             name,
         )
+    return None
+
+
+def _attribute_name_problem(node: ast.AST, name: str) -> Refusal | None:
+    """The rules on an attribute's name wherever it appears: `x.name`, or a class pattern's
+    keyword (`case str(format=f)` reads `format` too)."""
+    if name in _FORMATTERS:
+        return _refusal(
+            node,
+            f"`.{name}()` is not allowed (a format string can reach attributes): "
+            'use an f-string, e.g. f"{total:.2f}"',
+            name,
+        )
+    if name in _REFUSED_METHODS:
+        return _refusal(
+            node,
+            f"`.{name}` is not allowed: it reads or writes files or evaluates text as "
+            "code; compute in Python and return the values",
+            name,
+        )
+    return None
+
+
+def _shape_problem(node: ast.AST) -> Refusal | None:
+    """Class patterns' keywords (attributes read by name), text that is a dunder name, and
+    class keywords (a metaclass)."""
+    if isinstance(node, ast.MatchClass):
+        for name in node.kwd_attrs:
+            problem = _attribute_name_problem(node, name)
+            if problem is not None:
+                return problem
+    text = node.value if isinstance(node, ast.Constant) else None
+    if isinstance(text, str) and _DUNDER_TEXT.match(text):
+        return _refusal(
+            node, f"the text {text!r} is not allowed: it names an interpreter internal", text
+        )
+    if isinstance(node, ast.ClassDef) and node.keywords:
+        return _refusal(node, "class keywords (a metaclass) are not allowed", node.name)
     return None
 
 

@@ -11,8 +11,8 @@ library. Before the program runs, in this order:
 3. resource limits: CPU seconds (the kernel kills the process at the limit, wherever it is,
    even inside a regular expression or a big-integer power), address space, no new files,
    no new processes, no core dumps;
-4. an audit hook refuses, from then on, every file open, import, process, socket, ctypes
-   call, frame access and change to a class the program did not define;
+4. an audit hook with no switch refuses, from then on, every file open, import, process,
+   socket, ctypes call, frame access and change to a class of the allowed modules;
 5. the program sees copies of the allowed modules holding only their public, non-module
    names, restricted builtins, and `print` writing into a capped buffer.
 
@@ -63,7 +63,11 @@ SUBMODULES: Mapping[str, tuple[str, ...]] = {"numpy": ("linalg", "random", "fft"
 REFUSED_MEMBERS: Mapping[str, frozenset[str]] = {
     "string": frozenset({"Formatter"}),
     # They copy attributes named by strings (`updated=("__globals__",)`): getattr in disguise.
-    "functools": frozenset({"update_wrapper", "wraps", "WRAPPER_ASSIGNMENTS", "WRAPPER_UPDATES"}),
+    "functools": frozenset(
+        {"update_wrapper", "wraps", "WRAPPER_ASSIGNMENTS", "WRAPPER_UPDATES"}
+        # Stores into an instance under a name it holds as a writable string: setattr again.
+        | {"cached_property"}
+    ),
     "numpy": frozenset(
         {"load", "loads", "fromfile", "fromregex", "genfromtxt", "loadtxt", "memmap"}
         | {"save", "savez", "savez_compressed", "savetxt", "tofile", "DataSource"}
@@ -251,39 +255,21 @@ def _limit(cpu_seconds: int, memory_bytes: int, in_use: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-class _Pause:
-    """Stands the audit hook down for the `with` block (the runner reading a traceback)."""
-
-    def __init__(self, state: dict[str, bool]) -> None:
-        self._state = state
-
-    def __enter__(self) -> None:
-        self._state["active"] = False
-
-    def __exit__(self, *exc: object) -> None:
-        self._state["active"] = True
-
-
-def _install_guard(classes: frozenset[int]) -> _Pause:
+def _install_guard(classes: frozenset[int]) -> None:
     """Refuse the audit events above from now on, and changes to the classes in `classes`.
 
-    An audit hook cannot be removed. Its one switch lives in this closure, which nothing the
-    program can reach holds: the hook is held only by the interpreter, and the returned pause
-    (for the runner to read a traceback's frames while no program code runs) only by the
-    runner's own frame, and frames are among what the hook refuses to hand out.
+    An audit hook cannot be removed, and this one has no switch: nothing stands it down, not
+    even for the runner, so no program code can ever run while it is off, and a program that
+    reached the runner's own globals finds nothing there that would turn it off.
     """
-    state = {"active": True}
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
-        if not state["active"]:
-            return
         if event.startswith(_REFUSED_EVENTS):
             raise RuntimeError(f"{event} is not allowed here")
         if event in _CLASS_CHANGES and id(args[0]) in classes:
             raise RuntimeError("changing a class of an allowed module is not allowed")
 
     sys.addaudithook(hook)
-    return _Pause(state)
 
 
 class _Output:
@@ -468,24 +454,20 @@ def _failure(kind: str, message: str, **details: Any) -> dict[str, Any]:
 _TRACEBACK = BaseException.__dict__["__traceback__"]
 
 
-def _line_of(exc: BaseException, paused: _Pause) -> int | None:
-    """The program's line the exception came from (its innermost frame in the program).
+def _line_of(exc: BaseException) -> int | None:
+    """The line of the program's own statement the exception came out of.
 
-    The traceback is read through BaseException's own descriptor, and only real traceback,
-    frame and code objects are followed, so no code of the program's runs while the audit hook
-    stands down (a class of its own could define `__traceback__` as a property).
+    Without reading frames (the audit hook refuses them, to the runner as to the program): the
+    traceback's first entry is the runner's `exec`, the second the program's top level. An
+    error inside a function of the program is reported at the statement that called it.
     """
     tb = _TRACEBACK.__get__(exc, BaseException)
-    line = None
-    with paused:
-        while type(tb) is types.TracebackType:
-            frame = tb.tb_frame
-            if type(frame) is types.FrameType and type(frame.f_code) is types.CodeType:
-                name = frame.f_code.co_filename
-                if type(name) is str and name == FILENAME and type(tb.tb_lineno) is int:
-                    line = tb.tb_lineno
-            tb = tb.tb_next
-    return line
+    if type(tb) is not types.TracebackType:
+        return None
+    program = tb.tb_next
+    if type(program) is not types.TracebackType or type(program.tb_lineno) is not int:
+        return None
+    return program.tb_lineno
 
 
 def run(request: Mapping[str, Any]) -> dict[str, Any]:
@@ -522,7 +504,7 @@ def run(request: Mapping[str, Any]) -> dict[str, Any]:
     in_use = _memory_in_use()
     isolation["user"] = "nobody" if _drop_root() else "unchanged"
     _limit(int(request["cpu_seconds"]), int(request["memory_bytes"]), in_use)
-    paused = _install_guard(classes)
+    _install_guard(classes)
     started = time.perf_counter()
     try:
         exec(program, scope)  # noqa: S102  # the checked program, in this disposable process
@@ -533,10 +515,10 @@ def run(request: Mapping[str, Any]) -> dict[str, Any]:
             "limit",
             "the program recursed too deeply",
             limit="recursion",
-            line=_line_of(exc, paused),
+            line=_line_of(exc),
         )
     except Exception as exc:
-        return _failure("error", _text(exc), error=type(exc).__name__, line=_line_of(exc, paused))
+        return _failure("error", _text(exc), error=type(exc).__name__, line=_line_of(exc))
     run_ms = (time.perf_counter() - started) * 1000
     value = scope.get("result", scope.get(_LAST))
     try:
