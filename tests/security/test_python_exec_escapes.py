@@ -82,6 +82,11 @@ ATTACKS: list[tuple[str, str, str]] = [
     ),
     ("a dunder name as text", "import collections\nname = '__globals__'", REFUSED),
     (
+        "a module's name rebound to dodge the method rules",
+        "import json\nimport statistics\njson = statistics\nresult = json.dump",
+        REFUSED,
+    ),
+    (
         "format read through a class pattern",
         "template = '{0.__func__.__globals__[sys].modules[os].environ}'\n"
         "match template:\n    case str(format=fmt):\n        result = fmt(print)",

@@ -48,6 +48,10 @@ def test_a_misspelt_member_gets_close_matches() -> None:
         ("x = y.f_back", "f_back"),
         ("t.to_csv('out.csv')", "to_csv"),
         ("t.query('a > 1')", "query"),
+        # A module's name bound to something else keeps no member privileges.
+        ("import re\nre = [1]\nre.compile", "compile"),
+        ("import json\ndef f(json):\n    return json.dump(1)", "dump"),
+        ("import re\nfor re in []:\n    pass\nre.compile", "compile"),
     ],
 )
 def test_each_rule_names_what_it_refused(code: str, name: str) -> None:

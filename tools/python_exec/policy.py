@@ -208,13 +208,22 @@ def modules_used(code: str) -> frozenset[str]:
 
 
 def _module_aliases(tree: ast.Module) -> dict[str, str]:
-    """Local name → allowed module name, for every `import m [as a]` in the program."""
-    aliases = {}
+    """Local name -> allowed module name, for every `import m [as a]` in the program whose name
+    nothing else binds (a name also assigned may hold anything, so it gets the general rules)."""
+    aliases: dict[str, str] = {}
+    rebound: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 aliases[alias.asname or alias.name] = alias.name
-    return aliases
+        elif isinstance(node, ast.Name):
+            if not isinstance(node.ctx, ast.Load):
+                rebound.add(node.id)
+        elif isinstance(node, ast.ImportFrom):
+            rebound.update(alias.asname or alias.name for alias in node.names)
+        elif not isinstance(node, ast.alias):  # an import's own names are seen above
+            rebound.update(name for name, is_attribute in _identifiers(node) if not is_attribute)
+    return {name: module for name, module in aliases.items() if name not in rebound}
 
 
 class _Checker:
