@@ -128,27 +128,24 @@ class Refusal:
 
 @dataclass(frozen=True)
 class Allowlist:
-    """The modules one deployment offers and the members of each a program may use."""
+    """The modules one deployment offers, the members of each a program may use, and where
+    the child finds those outside the standard library (numpy, pandas)."""
 
     modules: tuple[str, ...]
     members: Mapping[str, frozenset[str]] = field(repr=False)
+    paths: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
 
     def only(self, names: frozenset[str]) -> Allowlist:
         """This allowlist narrowed to the modules in `names` (those a program imports)."""
         kept = tuple(name for name in self.modules if name in names)
         members = {k: v for k, v in self.members.items() if k.split(".")[0] in kept}
-        return Allowlist(kept, members)
+        return Allowlist(kept, members, {k: v for k, v in self.paths.items() if k in kept})
 
     def module_paths(self) -> tuple[str, ...]:
-        """Where the child finds modules outside the standard library (numpy, pandas)."""
-        paths: list[str] = []
-        for name in self.modules:
-            if name in STANDARD_MODULES:
-                continue
-            spec = importlib.util.find_spec(name)
-            if spec is not None and spec.submodule_search_locations:
-                paths.extend(str(p).rsplit("/", 1)[0] for p in spec.submodule_search_locations)
-        return tuple(dict.fromkeys(paths))
+        """The directories the child adds to its path for these modules."""
+        return tuple(
+            dict.fromkeys(path for name in self.modules for path in self.paths.get(name, ()))
+        )
 
 
 @functools.cache
@@ -159,13 +156,17 @@ def allowlist(numeric: bool = False) -> Allowlist:
     if numeric:
         names.extend(n for n in NUMERIC_MODULES if importlib.util.find_spec(n) is not None)
     members: dict[str, frozenset[str]] = {}
+    paths: dict[str, tuple[str, ...]] = {}
     for name in names:
-        public = public_names(importlib.import_module(name), name)
+        module = importlib.import_module(name)
+        public = public_names(module, name)
         members[name] = frozenset(public)
         for sub in SUBMODULES.get(name, ()):
             if sub in public:
                 members[f"{name}.{sub}"] = frozenset(vars(public[sub]))
-    return Allowlist(tuple(names), members)
+        if name not in STANDARD_MODULES:  # a package's parent directory: site-packages
+            paths[name] = tuple(str(p).rsplit("/", 1)[0] for p in module.__path__)
+    return Allowlist(tuple(names), members, paths)
 
 
 def check(code: str, allowed: Allowlist) -> Refusal | None:
