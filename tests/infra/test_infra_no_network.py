@@ -199,28 +199,14 @@ def test_without_numeric_python_exec_gets_only_the_shared_layers(
 
 
 def test_python_exec_must_fit_its_program(config: LockgateConfig) -> None:
-    tight = config.model_copy(
-        update={
-            "tool_function_overrides": {
-                PYTHON_EXEC.name: FunctionConfig(memory_mb=256, timeout_seconds=15)
-            }
-        }
-    )
+    def overridden(name: str, function: FunctionConfig) -> LockgateConfig:
+        return config.model_copy(update={"tool_function_overrides": {name: function}})
+
+    tight = FunctionConfig(memory_mb=256, timeout_seconds=15)
     with pytest.raises(ValueError, match="MB"):
-        build(App(), tight)
-    short = config.model_copy(
-        update={
-            "tool_function_overrides": {
-                PYTHON_EXEC.name: FunctionConfig(memory_mb=1769, timeout_seconds=8)
-            }
-        }
-    )
+        build(App(), overridden(PYTHON_EXEC.name, tight))
+    short = FunctionConfig(memory_mb=1769, timeout_seconds=8)
     with pytest.raises(ValueError, match="wall clock"):
-        build(App(), short)
+        build(App(), overridden(PYTHON_EXEC.name, short))
     with pytest.raises(ValueError, match="unknown tools"):
-        build(
-            App(),
-            config.model_copy(
-                update={"tool_function_overrides": {"no_such": config.tool_function}}
-            ),
-        )
+        build(App(), overridden("no_such", config.tool_function))
